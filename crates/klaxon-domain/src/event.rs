@@ -1,0 +1,332 @@
+//! Timeline events: append-only, hash-chained per incident.
+//!
+//! `hash = SHA-256(prev_hash_hex || canonical(event))` where `canonical` is the
+//! JSON object `{"actor","at","incident_id","kind","seq"}` with keys sorted at
+//! every depth and no whitespace. The first event's `prev_hash` is 64 zeros.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::incident::{FieldChange, Incident};
+use crate::lifecycle::Status;
+
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What happened. Events carry every value they set, so replaying them gives
+/// the same incident whatever the configuration is at replay time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// The incident was declared with these fields.
+    Declared {
+        incident: Box<Incident>,
+    },
+    /// The status moved forward (including acknowledge).
+    StatusChanged {
+        from: Status,
+        to: Status,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<String>, format = DateTime)]
+        next_update_due: Option<Timestamp>,
+    },
+    /// The incident went back to an earlier open status.
+    Reopened {
+        from: Status,
+        to: Status,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<String>, format = DateTime)]
+        ack_deadline: Option<Timestamp>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<String>, format = DateTime)]
+        next_update_due: Option<Timestamp>,
+    },
+    SeverityChanged {
+        from: String,
+        to: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<String>, format = DateTime)]
+        ack_deadline: Option<Timestamp>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<String>, format = DateTime)]
+        resolution_deadline: Option<Timestamp>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<String>, format = DateTime)]
+        next_update_due: Option<Timestamp>,
+    },
+    FieldsChanged {
+        changes: Vec<FieldChange>,
+    },
+    RoleAssigned {
+        role: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<String>,
+    },
+    NoteAdded {
+        text: String,
+    },
+}
+
+impl EventKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventKind::Declared { .. } => "declared",
+            EventKind::StatusChanged { .. } => "status_changed",
+            EventKind::Reopened { .. } => "reopened",
+            EventKind::SeverityChanged { .. } => "severity_changed",
+            EventKind::FieldsChanged { .. } => "fields_changed",
+            EventKind::RoleAssigned { .. } => "role_assigned",
+            EventKind::NoteAdded { .. } => "note_added",
+        }
+    }
+}
+
+/// An event as stored: who, when, what, and its link in the chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TimelineEvent {
+    pub incident_id: String,
+    /// 1 for the declaration, then +1 per event.
+    pub seq: u64,
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    pub actor: String,
+    pub kind: EventKind,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The canonical encoding that is hashed.
+pub fn canonical(
+    incident_id: &str,
+    seq: u64,
+    at: Timestamp,
+    actor: &str,
+    kind: &serde_json::Value,
+) -> String {
+    // serde_json's map is ordered by key (no `preserve_order`), so this is canonical.
+    let value = serde_json::json!({
+        "incident_id": incident_id,
+        "seq": seq,
+        "at": at.as_millisecond(),
+        "actor": actor,
+        "kind": kind,
+    });
+    value.to_string()
+}
+
+pub fn chain_hash(prev_hash: &str, canonical: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(canonical.as_bytes());
+    hex::encode(h.finalize())
+}
+
+impl TimelineEvent {
+    /// Seal a new event onto the chain after `prev_hash`.
+    pub fn seal(
+        incident_id: &str,
+        seq: u64,
+        at: Timestamp,
+        actor: &str,
+        kind: EventKind,
+        prev_hash: &str,
+    ) -> Self {
+        let kind_json = serde_json::to_value(&kind).unwrap_or(serde_json::Value::Null);
+        let hash = chain_hash(
+            prev_hash,
+            &canonical(incident_id, seq, at, actor, &kind_json),
+        );
+        Self {
+            incident_id: incident_id.to_string(),
+            seq,
+            at,
+            actor: actor.to_string(),
+            kind,
+            prev_hash: prev_hash.to_string(),
+            hash,
+        }
+    }
+}
+
+/// An event as read back raw from storage, before it is trusted.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub incident_id: String,
+    pub seq: u64,
+    pub at: Timestamp,
+    pub actor: String,
+    pub kind_json: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Result of recomputing an incident's chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct VerifyReport {
+    pub incident_id: String,
+    /// True when every link holds and the incident row equals the replay of its events.
+    pub ok: bool,
+    pub events_checked: u64,
+    /// Hash of the last event (the chain head).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_hash: Option<String>,
+    /// The first broken link, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_broken: Option<BrokenLink>,
+    /// Whether the stored incident equals the replay of its events.
+    pub projection_matches: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BrokenLink {
+    pub seq: u64,
+    pub reason: String,
+}
+
+/// Recompute the chain; report the first broken link.
+pub fn verify_chain(
+    incident_id: &str,
+    events: &[StoredEvent],
+) -> (Option<BrokenLink>, Option<String>) {
+    let mut prev = GENESIS_HASH.to_string();
+    for (i, e) in events.iter().enumerate() {
+        let expected_seq = i as u64 + 1;
+        let broken = |reason: String| Some(BrokenLink { seq: e.seq, reason });
+        if e.seq != expected_seq {
+            return (
+                broken(format!("expected seq {expected_seq}, found {}", e.seq)),
+                None,
+            );
+        }
+        if e.incident_id != incident_id {
+            return (broken(format!("event belongs to {}", e.incident_id)), None);
+        }
+        if e.prev_hash != prev {
+            return (
+                broken("prev_hash does not match the previous event's hash".into()),
+                None,
+            );
+        }
+        let kind: serde_json::Value = match serde_json::from_str(&e.kind_json) {
+            Ok(v) => v,
+            Err(err) => return (broken(format!("payload is not JSON: {err}")), None),
+        };
+        let recomputed = chain_hash(
+            &prev,
+            &canonical(&e.incident_id, e.seq, e.at, &e.actor, &kind),
+        );
+        if recomputed != e.hash {
+            return (
+                broken("hash does not match the event's content".into()),
+                None,
+            );
+        }
+        prev = e.hash.clone();
+    }
+    (None, events.last().map(|e| e.hash.clone()))
+}
+
+/// Apply one event to the projection. `Declared` creates it.
+pub fn apply(current: Option<Incident>, event: &TimelineEvent) -> Option<Incident> {
+    let mut inc = match (&event.kind, current) {
+        (EventKind::Declared { incident }, _) => {
+            let mut inc = (**incident).clone();
+            inc.version = event.seq;
+            inc.updated_at = event.at;
+            return Some(inc);
+        }
+        (_, None) => return None,
+        (_, Some(inc)) => inc,
+    };
+    let at = event.at;
+    match &event.kind {
+        EventKind::Declared { .. } => {}
+        EventKind::StatusChanged {
+            to,
+            next_update_due,
+            ..
+        } => {
+            inc.status = *to;
+            if *to >= Status::Acknowledged && inc.acknowledged_at.is_none() {
+                inc.acknowledged_at = Some(at);
+            }
+            if *to >= Status::Monitoring && inc.mitigated_at.is_none() {
+                inc.mitigated_at = Some(at);
+            }
+            if *to >= Status::Resolved && inc.resolved_at.is_none() {
+                inc.resolved_at = Some(at);
+            }
+            if *to == Status::Closed {
+                inc.closed_at = Some(at);
+            }
+            inc.next_update_due = if to.is_open() {
+                next_update_due.or(inc.next_update_due)
+            } else {
+                None
+            };
+        }
+        EventKind::Reopened {
+            to,
+            ack_deadline,
+            next_update_due,
+            ..
+        } => {
+            inc.status = *to;
+            inc.reopen_count += 1;
+            inc.resolved_at = None;
+            inc.closed_at = None;
+            if *to < Status::Monitoring {
+                inc.mitigated_at = None;
+            }
+            if *to == Status::Triggered {
+                inc.acknowledged_at = None;
+            }
+            if ack_deadline.is_some() {
+                inc.ack_deadline = *ack_deadline;
+            }
+            inc.next_update_due = *next_update_due;
+        }
+        EventKind::SeverityChanged {
+            to,
+            ack_deadline,
+            resolution_deadline,
+            next_update_due,
+            ..
+        } => {
+            inc.severity = to.clone();
+            inc.ack_deadline = *ack_deadline;
+            inc.resolution_deadline = *resolution_deadline;
+            inc.next_update_due = *next_update_due;
+        }
+        EventKind::FieldsChanged { changes } => {
+            for c in changes {
+                crate::decide::set_field(&mut inc, &c.field, &c.after);
+            }
+        }
+        EventKind::RoleAssigned { role, after, .. } => match after {
+            Some(who) => {
+                inc.roles.insert(role.clone(), who.clone());
+            }
+            None => {
+                inc.roles.remove(role);
+            }
+        },
+        EventKind::NoteAdded { .. } => {}
+    }
+    inc.version = event.seq;
+    inc.updated_at = at;
+    Some(inc)
+}
+
+/// Replay a whole timeline.
+pub fn replay(events: &[TimelineEvent]) -> Option<Incident> {
+    events.iter().fold(None, apply)
+}

@@ -1,0 +1,22 @@
+//! Klaxon's domain: the rules of the playbooks as pure functions.
+//!
+//! Nothing here performs I/O or reads the clock. Callers pass `now` in; the
+//! [`clock::Clock`] trait lets adapters decide where `now` comes from.
+
+pub mod clock;
+pub mod config;
+pub mod decide;
+pub mod duration;
+pub mod error;
+pub mod event;
+pub mod id;
+pub mod incident;
+pub mod lifecycle;
+pub mod severity;
+pub mod wire;
+
+pub use clock::{Clock, ManualClock};
+pub use error::{DomainError, FieldError};
+pub use event::{EventKind, TimelineEvent};
+pub use incident::Incident;
+pub use lifecycle::Status;
