@@ -1,1 +1,273 @@
+//! Typed client of Klaxon's REST API. The CLI and the integration tests use it.
 
+use klaxon_domain::Incident;
+use klaxon_domain::event::VerifyReport;
+use klaxon_domain::wire::{
+    AckRequest, CreateToken, CreatedToken, DeclareIncident, ErrorBody, IncidentPage, IncidentPatch,
+    IncidentQuery, NoteRequest, ReopenRequest, RoleAssignment, SeverityChange, StatusChange,
+    Timeline, TokenInfo,
+};
+use reqwest::{Method, RequestBuilder};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error body.
+    #[error("{status} {code}: {message}{}", .field.as_ref().map(|f| format!(" (field: {f})")).unwrap_or_default())]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+        field: Option<String>,
+    },
+    #[error("cannot reach Klaxon at {url}: {source}")]
+    Http {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("unexpected answer from Klaxon: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ClientError>;
+
+/// Install the ring crypto provider once for every rustls user in the process.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[derive(Clone, Debug)]
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+fn path_segment(s: &str) -> String {
+    // IDs are [A-Za-z0-9-_.]; anything else is percent-encoded.
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+impl Client {
+    pub fn new(base_url: &str, token: Option<String>) -> Result<Self> {
+        install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| ClientError::Http {
+                url: base_url.to_string(),
+                source: e,
+            })?;
+        Ok(Self::with_http(base_url, token, http))
+    }
+
+    pub fn with_http(base_url: &str, token: Option<String>, http: reqwest::Client) -> Self {
+        Self {
+            base: base_url.trim_end_matches('/').to_string(),
+            token: token.filter(|t| !t.is_empty()),
+            http,
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let rb = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
+    async fn send<T: DeserializeOwned>(&self, rb: RequestBuilder) -> Result<T> {
+        let resp = rb.send().await.map_err(|e| ClientError::Http {
+            url: self.base.clone(),
+            source: e,
+        })?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| ClientError::Http {
+            url: self.base.clone(),
+            source: e,
+        })?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                ClientError::Decode(format!("{e}: {}", String::from_utf8_lossy(&bytes)))
+            });
+        }
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(b) => Err(ClientError::Api {
+                status: status.as_u16(),
+                code: b.error.code,
+                message: b.error.message,
+                field: b.error.field,
+            }),
+            Err(_) => Err(ClientError::Api {
+                status: status.as_u16(),
+                code: "http".into(),
+                message: String::from_utf8_lossy(&bytes).into_owned(),
+                field: None,
+            }),
+        }
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.send(self.request(Method::GET, path)).await
+    }
+
+    async fn with_body<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
+        self.send(self.request(method, path).json(body)).await
+    }
+
+    fn incident_path(id: &str, rest: &str) -> String {
+        format!("/api/v1/incidents/{}{rest}", path_segment(id))
+    }
+
+    pub async fn declare(&self, req: &DeclareIncident) -> Result<Incident> {
+        self.with_body(Method::POST, "/api/v1/incidents", req).await
+    }
+
+    pub async fn list(&self, q: &IncidentQuery) -> Result<IncidentPage> {
+        self.send(self.request(Method::GET, "/api/v1/incidents").query(q))
+            .await
+    }
+
+    pub async fn incident(&self, id: &str) -> Result<Incident> {
+        self.get(&Self::incident_path(id, "")).await
+    }
+
+    pub async fn update(&self, id: &str, patch: &IncidentPatch) -> Result<Incident> {
+        self.with_body(Method::PATCH, &Self::incident_path(id, ""), patch)
+            .await
+    }
+
+    pub async fn set_status(
+        &self,
+        id: &str,
+        status: &str,
+        message: Option<String>,
+    ) -> Result<Incident> {
+        let body = StatusChange {
+            status: status.to_string(),
+            message,
+        };
+        self.with_body(Method::POST, &Self::incident_path(id, "/status"), &body)
+            .await
+    }
+
+    pub async fn ack(&self, id: &str, message: Option<String>) -> Result<Incident> {
+        self.with_body(
+            Method::POST,
+            &Self::incident_path(id, "/ack"),
+            &AckRequest { message },
+        )
+        .await
+    }
+
+    pub async fn reopen(
+        &self,
+        id: &str,
+        status: Option<String>,
+        reason: Option<String>,
+    ) -> Result<Incident> {
+        self.with_body(
+            Method::POST,
+            &Self::incident_path(id, "/reopen"),
+            &ReopenRequest { status, reason },
+        )
+        .await
+    }
+
+    pub async fn set_severity(
+        &self,
+        id: &str,
+        severity: &str,
+        reason: Option<String>,
+    ) -> Result<Incident> {
+        let body = SeverityChange {
+            severity: severity.to_string(),
+            reason,
+        };
+        self.with_body(Method::POST, &Self::incident_path(id, "/severity"), &body)
+            .await
+    }
+
+    pub async fn assign_role(
+        &self,
+        id: &str,
+        role: &str,
+        assignee: Option<String>,
+    ) -> Result<Incident> {
+        let path = Self::incident_path(id, &format!("/roles/{}", path_segment(role)));
+        self.with_body(Method::PUT, &path, &RoleAssignment { assignee })
+            .await
+    }
+
+    pub async fn note(&self, id: &str, text: &str) -> Result<Incident> {
+        self.with_body(
+            Method::POST,
+            &Self::incident_path(id, "/notes"),
+            &NoteRequest {
+                text: text.to_string(),
+            },
+        )
+        .await
+    }
+
+    pub async fn timeline(&self, id: &str) -> Result<Timeline> {
+        self.get(&Self::incident_path(id, "/timeline")).await
+    }
+
+    pub async fn verify(&self, id: &str) -> Result<VerifyReport> {
+        self.get(&Self::incident_path(id, "/timeline/verify")).await
+    }
+
+    pub async fn severities(&self) -> Result<serde_json::Value> {
+        self.get("/api/v1/severities").await
+    }
+
+    pub async fn create_token(&self, req: &CreateToken) -> Result<CreatedToken> {
+        self.with_body(Method::POST, "/api/v1/tokens", req).await
+    }
+
+    pub async fn tokens(&self) -> Result<Vec<TokenInfo>> {
+        self.get("/api/v1/tokens").await
+    }
+
+    pub async fn revoke_token(&self, id_or_name: &str) -> Result<TokenInfo> {
+        self.send(self.request(
+            Method::DELETE,
+            &format!("/api/v1/tokens/{}", path_segment(id_or_name)),
+        ))
+        .await
+    }
+
+    pub async fn ready(&self) -> Result<serde_json::Value> {
+        self.get("/readyz").await
+    }
+}

@@ -1,1 +1,96 @@
+//! Klaxon's HTTP surface: the REST API (`/api/v1`) with its OpenAPI
+//! document, health, readiness and metrics.
 
+mod error;
+mod extract;
+mod incidents;
+pub mod metrics;
+mod openapi;
+mod ops;
+mod state;
+mod tokens;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+pub use extract::MAX_BODY;
+pub use openapi::ApiDoc;
+pub use state::{AppState, AuthSettings};
+
+async fn fallback() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+/// Every route of the server.
+pub fn router(state: AppState) -> Router {
+    let _ = metrics::handle();
+    let api = Router::new()
+        .route("/incidents", post(incidents::declare).get(incidents::list))
+        .route(
+            "/incidents/{id}",
+            get(incidents::get).patch(incidents::patch),
+        )
+        .route("/incidents/{id}/status", post(incidents::status))
+        .route("/incidents/{id}/ack", post(incidents::ack))
+        .route("/incidents/{id}/reopen", post(incidents::reopen))
+        .route("/incidents/{id}/severity", post(incidents::severity))
+        .route("/incidents/{id}/roles/{role}", put(incidents::role))
+        .route("/incidents/{id}/notes", post(incidents::note))
+        .route("/incidents/{id}/timeline", get(incidents::timeline))
+        .route("/incidents/{id}/timeline/verify", get(incidents::verify))
+        .route("/tokens", post(tokens::create).get(tokens::list))
+        .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
+        .route("/severities", get(ops::severities))
+        .route("/catalog", get(ops::catalog))
+        .route("/openapi.json", get(openapi::document));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(fallback)
+        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// The bound server: bind first (port 0 works), then run.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    pub async fn build(state: AppState, listen: &str) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(listen).await?;
+        Ok(Self {
+            listener,
+            router: router(state),
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}

@@ -1,1 +1,55 @@
+//! One `Store` over SQLite (the embedded default) and PostgreSQL.
+//!
+//! Queries are written once where the dialects agree (`$1` placeholders,
+//! `ON CONFLICT`, `RETURNING`); where they differ, [`Backend`] picks the SQL.
+//! Every command runs in one transaction: events appended, projection
+//! updated, or nothing at all.
 
+mod clock;
+mod connect;
+mod error;
+mod incidents;
+mod tokens;
+
+pub use clock::SystemClock;
+pub use connect::{Backend, StoreOptions};
+pub use error::StoreError;
+pub use incidents::ListFilter;
+pub use tokens::{TokenRecord, hash_secret, new_secret};
+
+use sqlx::AnyPool;
+
+/// The persistence layer. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    backend: Backend,
+    /// Serialised writer (one connection on SQLite, the shared pool on PostgreSQL).
+    write: AnyPool,
+    read: AnyPool,
+}
+
+impl Store {
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// `SELECT 1` on both pools: the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        sqlx::query("SELECT 1").execute(&self.write).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
+    /// ` FOR UPDATE` on PostgreSQL; SQLite has a single writer already.
+    fn for_update(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        }
+    }
+}

@@ -1,1 +1,108 @@
-fn main() {}
+//! `klaxon`: the server (`serve`), the CLI (a client of the REST API) and
+//! the benchmarks (`bench`), in one binary.
+
+mod bench;
+mod cli;
+mod config;
+mod output;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "klaxon",
+    version,
+    about = "Self-hosted incident response: page the right person, keep everyone informed, never lose an alert.",
+    after_help = "Examples:\n  klaxon serve                                   # SQLite in ./klaxon.db on 127.0.0.1:8080\n  klaxon serve --database-url postgres://klaxon@127.0.0.1/klaxon\n  export KLAXON_TOKEN=kx_...                     # printed by the first `klaxon serve`\n  klaxon incident declare --title 'API returning 500s' --severity SEV-1 --service api\n  klaxon incident list --status open\n  klaxon incident ack INC-2026-11-23-001\n  klaxon timeline INC-2026-11-23-001 --verify"
+)]
+pub struct Cli {
+    /// Klaxon server to talk to.
+    #[arg(
+        long,
+        global = true,
+        env = "KLAXON_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    url: String,
+    /// API token (Authorization: Bearer).
+    #[arg(long, global = true, env = "KLAXON_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server: REST API, health, metrics.
+    Serve(serve::ServeArgs),
+    /// Declare, list, show and work incidents.
+    #[command(subcommand)]
+    Incident(cli::IncidentCmd),
+    /// Acknowledge an incident (shortcut for `incident ack`).
+    Ack {
+        id: String,
+        #[arg(long, short)]
+        message: Option<String>,
+    },
+    /// Show an incident's timeline; `--verify` recomputes its hash chain.
+    Timeline {
+        id: String,
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Check configuration.
+    #[command(subcommand)]
+    Config(cli::ConfigCmd),
+    /// Manage API tokens (admin token needed).
+    #[command(subcommand)]
+    Token(cli::TokenCmd),
+    /// Load generators for our own benchmarks.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
+}
+
+fn main() -> ExitCode {
+    klaxon_client::install_crypto_provider();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let client = || klaxon_client::Client::new(&cli.url, cli.token.clone());
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await.map(|_| ExitCode::SUCCESS),
+        Command::Incident(cmd) => cli::incident(&client()?, cmd, cli.json).await,
+        Command::Ack { id, message } => {
+            cli::incident(&client()?, cli::IncidentCmd::Ack { id, message }, cli.json).await
+        }
+        Command::Timeline { id, verify } => cli::timeline(&client()?, &id, verify, cli.json).await,
+        Command::Config(cmd) => cli::config(cmd, cli.json),
+        Command::Token(cmd) => cli::token(&client()?, cmd, cli.json).await,
+        Command::Bench(cmd) => bench::run(cmd, &cli.url, cli.token.clone())
+            .await
+            .map(|_| ExitCode::SUCCESS),
+    }
+}

@@ -1,0 +1,38 @@
+//! The OpenAPI 3.1 document, served at `/api/v1/openapi.json`.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::{incidents, ops, tokens};
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(c) = openapi.components.as_mut() {
+            c.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Klaxon", description = "Self-hosted incident response: incidents, timelines, severities."),
+    paths(
+        incidents::declare, incidents::list, incidents::get, incidents::patch, incidents::status, incidents::ack,
+        incidents::reopen, incidents::severity, incidents::role, incidents::note, incidents::timeline, incidents::verify,
+        tokens::create, tokens::list, tokens::revoke,
+        ops::severities, ops::catalog, ops::healthz, ops::readyz, ops::metrics,
+    ),
+    modifiers(&Bearer),
+    tags((name = "incidents"), (name = "tokens"), (name = "catalog"), (name = "operations"))
+)]
+pub struct ApiDoc;
+
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

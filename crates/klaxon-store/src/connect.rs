@@ -1,0 +1,223 @@
+//! Opening the database: URL parsing, SQLite pragmas, pools and migrations.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyConnection, AssertSqlSafe, Executor, SqlSafeStr};
+
+use crate::{Store, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// `sqlite:///abs/path.db`, `sqlite://relative.db`, `sqlite::memory:` or `postgres://...`.
+    pub url: String,
+    /// Connections in the read pool (and the write pool on PostgreSQL).
+    pub max_connections: u32,
+    /// SQLite `synchronous` pragma: `FULL` (default: a 2xx survives power loss) or `NORMAL`.
+    pub sqlite_synchronous: String,
+}
+
+impl StoreOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 16,
+            sqlite_synchronous: "FULL".into(),
+        }
+    }
+}
+
+fn migrations(backend: Backend) -> Migrator {
+    let files: &[(i64, &str, &str)] = match backend {
+        Backend::Sqlite => &[(
+            1,
+            "incidents",
+            include_str!("../migrations/sqlite/0001_incidents.sql"),
+        )],
+        Backend::Postgres => &[(
+            1,
+            "incidents",
+            include_str!("../migrations/postgres/0001_incidents.sql"),
+        )],
+    };
+    Migrator::with_migrations(
+        files
+            .iter()
+            .map(|(v, name, sql)| {
+                Migration::new(
+                    *v,
+                    Cow::Borrowed(*name),
+                    MigrationType::Simple,
+                    AssertSqlSafe(*sql).into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Normalise the SQLite URL forms users write into what sqlx expects, and
+/// make sure the file is created.
+fn sqlite_url(url: &str) -> Result<String, StoreError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| StoreError::Url(format!("{url:?} is not a sqlite: URL")))?;
+    if rest.is_empty() {
+        return Err(StoreError::Url("sqlite URL names no file".into()));
+    }
+    if rest == ":memory:" {
+        return Ok("sqlite::memory:".into());
+    }
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    let mut out = format!("sqlite://{path}");
+    match query {
+        Some(q) if q.contains("mode=") => out.push_str(&format!("?{q}")),
+        Some(q) => out.push_str(&format!("?{q}&mode=rwc")),
+        None => out.push_str("?mode=rwc"),
+    }
+    Ok(out)
+}
+
+/// Pin the closure's signature to the higher-ranked one `after_connect` needs.
+fn hook<F>(f: F) -> F
+where
+    F: for<'c> Fn(
+        &'c mut AnyConnection,
+        sqlx::pool::PoolConnectionMetadata,
+    ) -> BoxFuture<'c, Result<(), sqlx::Error>>,
+{
+    f
+}
+
+impl Store {
+    /// Open the database, apply migrations, and return a ready store.
+    pub async fn connect(opts: &StoreOptions) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let url = opts.url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = AnyPoolOptions::new()
+                .max_connections(opts.max_connections.max(2))
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await?;
+            migrations(Backend::Postgres).run(&pool).await?;
+            return Ok(Store {
+                backend: Backend::Postgres,
+                write: pool.clone(),
+                read: pool,
+            });
+        }
+        if !url.starts_with("sqlite:") {
+            return Err(StoreError::Url(format!(
+                "unsupported database URL {url:?}: use sqlite:///path/to/klaxon.db or postgres://user@host/db"
+            )));
+        }
+        let sqlite = sqlite_url(url)?;
+        let memory = sqlite.contains(":memory:");
+        let sync = opts.sqlite_synchronous.to_ascii_uppercase();
+        if !["FULL", "NORMAL", "EXTRA"].contains(&sync.as_str()) {
+            return Err(StoreError::Url(format!(
+                "sqlite synchronous must be FULL, NORMAL or EXTRA, not {sync:?}"
+            )));
+        }
+        let pragmas = format!(
+            "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync};"
+        );
+        let setup = |pragmas: String| {
+            hook(move |conn, _meta| {
+                let pragmas = pragmas.clone();
+                Box::pin(async move {
+                    conn.execute(AssertSqlSafe(pragmas)).await?;
+                    Ok(())
+                })
+            })
+        };
+        // One writer: SQLite serialises writes anyway; one connection avoids SQLITE_BUSY.
+        let write = AnyPoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(setup(pragmas.clone()))
+            .connect(&sqlite)
+            .await?;
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(&write)
+            .await?;
+        migrations(Backend::Sqlite).run(&write).await?;
+        let read = if memory {
+            write.clone()
+        } else {
+            AnyPoolOptions::new()
+                .max_connections(opts.max_connections.max(1))
+                .acquire_timeout(Duration::from_secs(10))
+                .after_connect(setup(pragmas))
+                .connect(&sqlite)
+                .await?
+        };
+        Ok(Store {
+            backend: Backend::Sqlite,
+            write,
+            read,
+        })
+    }
+}
+
+impl FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
+            _ => Err(format!("unknown backend {s:?}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_are_normalised() {
+        assert_eq!(
+            sqlite_url("sqlite:///tmp/k.db").unwrap(),
+            "sqlite:///tmp/k.db?mode=rwc"
+        );
+        assert_eq!(
+            sqlite_url("sqlite://klaxon.db").unwrap(),
+            "sqlite://klaxon.db?mode=rwc"
+        );
+        assert_eq!(
+            sqlite_url("sqlite:klaxon.db").unwrap(),
+            "sqlite://klaxon.db?mode=rwc"
+        );
+        assert_eq!(
+            sqlite_url("sqlite:k.db?mode=ro").unwrap(),
+            "sqlite://k.db?mode=ro"
+        );
+        assert!(sqlite_url("sqlite://").is_err());
+    }
+}

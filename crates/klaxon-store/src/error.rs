@@ -1,0 +1,22 @@
+use klaxon_domain::DomainError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The command was refused by the domain rules.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("incident {0} not found")]
+    NotFound(String),
+    #[error("token {0} not found")]
+    TokenNotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("stored data is not readable: {0}")]
+    Corrupt(String),
+    #[error("database URL: {0}")]
+    Url(String),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+}

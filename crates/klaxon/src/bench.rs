@@ -1,0 +1,134 @@
+//! `klaxon bench ...`: reproducible load generators for our own benchmarks.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Subcommand;
+use hdrhistogram::Histogram;
+use klaxon_client::Client;
+use klaxon_domain::wire::{DeclareIncident, TokenRole};
+use klaxon_domain::{Clock, config::Catalog};
+use klaxon_http::{AppState, Application, AuthSettings};
+use klaxon_store::{Store, StoreOptions, SystemClock, new_secret};
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCmd {
+    /// Declare incidents through the HTTP API as fast as N clients can.
+    #[command(
+        after_help = "Examples:\n  klaxon bench declare --serve sqlite:///tmp/bench.db --connections 32 --duration 20s\n  klaxon bench declare --serve postgres://postgres@127.0.0.1/klaxon_bench\n  klaxon bench declare --url http://127.0.0.1:8080 --token $KLAXON_TOKEN"
+    )]
+    Declare {
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// How long to run (e.g. 10s, 1m).
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        duration: Duration,
+        /// Start a Klaxon server in this process on this database instead of using --url.
+        #[arg(long)]
+        serve: Option<String>,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    klaxon_domain::duration::parse(s)
+}
+
+/// A server started for the benchmark, and a token for it.
+async fn start_server(url: &str) -> anyhow::Result<(String, String)> {
+    let store = Store::connect(&StoreOptions::new(url))
+        .await
+        .with_context(|| format!("opening {url}"))?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let secret = new_secret();
+    store
+        .create_token("bench", TokenRole::Admin, &secret, clock.now())
+        .await?;
+    let state = AppState {
+        store,
+        clock,
+        catalog: Arc::new(Catalog::default()),
+        auth: AuthSettings::default(),
+    };
+    let app = Application::build(state, "127.0.0.1:0").await?;
+    let base = format!("http://{}", app.local_addr()?);
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    Ok((base, secret))
+}
+
+pub async fn run(cmd: BenchCmd, url: &str, token: Option<String>) -> anyhow::Result<()> {
+    let BenchCmd::Declare {
+        connections,
+        duration,
+        serve,
+    } = cmd;
+    let (base, token) = match &serve {
+        Some(db) => {
+            let (b, t) = start_server(db).await?;
+            (b, Some(t))
+        }
+        None => (url.to_string(), token),
+    };
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .build()?;
+    let client = Client::with_http(&base, token, http);
+    client.ready().await.context("the server is not ready")?;
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(connections);
+    for worker in 0..connections {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut errors = 0u64;
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                n += 1;
+                let req = DeclareIncident {
+                    title: format!("bench worker {worker} incident {n}"),
+                    severity: Some("SEV-3".into()),
+                    services: vec!["bench".into()],
+                    ..Default::default()
+                };
+                let t0 = Instant::now();
+                match client.declare(&req).await {
+                    Ok(_) => hist
+                        .record(t0.elapsed().as_micros().max(1) as u64)
+                        .map_err(|e| anyhow::anyhow!("{e}"))?,
+                    Err(e) => {
+                        errors += 1;
+                        if errors == 1 {
+                            eprintln!("worker {worker}: {e}");
+                        }
+                    }
+                }
+            }
+            anyhow::Ok((hist, errors))
+        }));
+    }
+    let mut all =
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut errors = 0;
+    for t in tasks {
+        let (h, e) = t.await??;
+        all.add(h).map_err(|e| anyhow::anyhow!("{e}"))?;
+        errors += e;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let ms = |q: f64| all.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "bench declare: target={} connections={connections} duration={:.1}s declared={} errors={errors} rate={:.0}/s p50={:.2}ms p90={:.2}ms p99={:.2}ms max={:.2}ms",
+        serve.as_deref().map(crate::serve::redact).unwrap_or(base),
+        secs,
+        all.len(),
+        all.len() as f64 / secs,
+        ms(0.5),
+        ms(0.9),
+        ms(0.99),
+        all.max() as f64 / 1000.0
+    );
+    Ok(())
+}

@@ -1,0 +1,275 @@
+//! `klaxon.yaml`: one file for the server and the catalog. Errors name the
+//! file, the line and the key.
+
+use std::path::{Path, PathBuf};
+
+use klaxon_domain::config::{
+    Catalog, Category, RoleDef, ServiceDef, default_categories, default_roles, default_severity_for,
+};
+use klaxon_domain::id::IdFormat;
+use klaxon_domain::severity::{SeverityLevel, SeverityScheme};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// The file as written. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `host:port` to listen on.
+    pub listen: Option<String>,
+    /// `sqlite:///abs/path.db` or `postgres://user@host/db`.
+    pub database_url: Option<String>,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub severities: Option<Spanned<SeveritiesConfig>>,
+    pub default_severity: Option<Spanned<String>>,
+    pub categories: Option<Vec<Spanned<Category>>>,
+    pub roles: Option<Vec<Spanned<RoleDef>>>,
+    pub services: Option<Vec<Spanned<ServiceDef>>>,
+    pub id_format: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub max_connections: Option<u32>,
+    /// SQLite `synchronous`: FULL (default) or NORMAL.
+    pub sqlite_synchronous: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    #[serde(default)]
+    pub require_token_for_reads: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeveritiesConfig {
+    /// `sev` (seed 003, default) or `p0-p3` (seed 002).
+    pub preset: Option<String>,
+    /// Replaces the preset's levels when given.
+    pub levels: Option<Vec<Spanned<SeverityLevel>>>,
+}
+
+/// A configuration problem, located.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {key}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub line: u64,
+    pub key: String,
+    pub message: String,
+}
+
+/// The loaded configuration.
+#[derive(Debug, Default)]
+pub struct Config {
+    pub file: FileConfig,
+    pub catalog: Catalog,
+    pub path: Option<PathBuf>,
+}
+
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.display().to_string(),
+        line: 0,
+        key: "-".into(),
+        message: format!("cannot read: {e}"),
+    })?;
+    let mut cfg = parse(&text, &path.display().to_string())?;
+    cfg.path = Some(path.to_path_buf());
+    Ok(cfg)
+}
+
+pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+    let err = |line: u64, key: &str, message: String| ConfigError {
+        file: file.to_string(),
+        line,
+        key: key.to_string(),
+        message,
+    };
+    let parsed = if text.trim().is_empty() {
+        Ok(Ok(FileConfig::default()))
+    } else {
+        serde_saphyr::with_deserializer_from_str(text, |de| {
+            Ok(serde_path_to_error::deserialize::<_, FileConfig>(de))
+        })
+    };
+    let fc = match parsed {
+        Ok(Ok(fc)) => fc,
+        Ok(Err(e)) => {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let line = inner.location().map(|l| l.line()).unwrap_or(0);
+            return Err(err(
+                line,
+                if key.is_empty() { "." } else { &key },
+                first_line(&inner.to_string()),
+            ));
+        }
+        Err(e) => {
+            let line = e.location().map(|l| l.line()).unwrap_or(0);
+            return Err(err(line, ".", first_line(&e.to_string())));
+        }
+    };
+    let mut cat = Catalog::default();
+    if let Some(sev) = &fc.severities {
+        let line = sev.referenced.line();
+        let mut scheme = match sev.value.preset.as_deref() {
+            None => SeverityScheme::default(),
+            Some(p) => SeverityScheme::preset(p).ok_or_else(|| {
+                err(
+                    line,
+                    "severities.preset",
+                    format!(
+                        "unknown preset {p:?}; expected one of: {}",
+                        SeverityScheme::PRESETS.join(", ")
+                    ),
+                )
+            })?,
+        };
+        if let Some(levels) = &sev.value.levels {
+            scheme = SeverityScheme {
+                name: "custom".into(),
+                levels: levels.iter().map(|l| l.value.clone()).collect(),
+            };
+            scheme.validate().map_err(|m| {
+                let idx = m
+                    .strip_prefix("levels[")
+                    .and_then(|r| r.split(']').next())
+                    .and_then(|i| i.parse::<usize>().ok());
+                let at = idx
+                    .and_then(|i| levels.get(i))
+                    .map(|l| l.referenced.line())
+                    .unwrap_or(line);
+                err(at, "severities.levels", m)
+            })?;
+        }
+        cat.default_severity = default_severity_for(&scheme);
+        cat.severities = scheme;
+    }
+    if let Some(d) = &fc.default_severity {
+        let level = cat.severities.find(&d.value).ok_or_else(|| {
+            err(
+                d.referenced.line(),
+                "default_severity",
+                format!(
+                    "{:?} is not a level of the scheme ({})",
+                    d.value,
+                    cat.severities.keys().join(", ")
+                ),
+            )
+        })?;
+        cat.default_severity = level.key.clone();
+    }
+    cat.categories = fc
+        .categories
+        .as_ref()
+        .map(|v| v.iter().map(|c| c.value.clone()).collect())
+        .unwrap_or_else(default_categories);
+    cat.roles = fc
+        .roles
+        .as_ref()
+        .map(|v| v.iter().map(|c| c.value.clone()).collect())
+        .unwrap_or_else(default_roles);
+    cat.services = fc
+        .services
+        .as_ref()
+        .map(|v| v.iter().map(|c| c.value.clone()).collect())
+        .unwrap_or_default();
+    if let Some(f) = &fc.id_format {
+        cat.id_format =
+            IdFormat::parse(&f.value).map_err(|m| err(f.referenced.line(), "id_format", m))?;
+    }
+    cat.validate().map_err(|(key, message)| {
+        let idx = key
+            .split('[')
+            .nth(1)
+            .and_then(|r| r.split(']').next())
+            .and_then(|i| i.parse::<usize>().ok());
+        let line = match (key.split('[').next(), idx) {
+            (Some("categories"), Some(i)) => fc
+                .categories
+                .as_ref()
+                .and_then(|v| v.get(i))
+                .map(|s| s.referenced.line()),
+            (Some("roles"), Some(i)) => fc
+                .roles
+                .as_ref()
+                .and_then(|v| v.get(i))
+                .map(|s| s.referenced.line()),
+            (Some("services"), Some(i)) => fc
+                .services
+                .as_ref()
+                .and_then(|v| v.get(i))
+                .map(|s| s.referenced.line()),
+            _ => None,
+        };
+        err(line.unwrap_or(0), &key, message)
+    })?;
+    if let Some(sync) = &fc.database.sqlite_synchronous
+        && !["FULL", "NORMAL", "EXTRA"].contains(&sync.to_ascii_uppercase().as_str())
+    {
+        return Err(err(
+            0,
+            "database.sqlite_synchronous",
+            format!("{sync:?}: expected FULL, NORMAL or EXTRA"),
+        ));
+    }
+    Ok(Config {
+        file: fc,
+        catalog: cat,
+        path: None,
+    })
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or(s).trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_the_defaults() {
+        let c = parse("", "k.yaml").unwrap();
+        assert_eq!(
+            c.catalog.severities.keys(),
+            vec!["SEV-1", "SEV-2", "SEV-3", "SEV-4"]
+        );
+    }
+
+    #[test]
+    fn preset_and_custom_catalog() {
+        let c = parse("severities:\n  preset: p0-p3\nservices:\n  - key: api\n    name: API\nid_format: \"OPS-{yyyy}-{seq:4}\"\n", "k.yaml").unwrap();
+        assert_eq!(c.catalog.severities.keys(), vec!["P0", "P1", "P2", "P3"]);
+        assert_eq!(c.catalog.default_severity, "P2");
+        assert_eq!(c.catalog.services[0].key, "api");
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let e = parse(
+            "listen: 127.0.0.1:8080\nseverities:\n  preset: p9\n",
+            "k.yaml",
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (2, "severities.preset"), "{e}");
+        let e = parse("listen: x\nlisten_typo: 1\n", "k.yaml").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.to_string().contains("listen_typo"), "{e}");
+        let e = parse("categories:\n  - key: a\n  - key: a\n", "k.yaml").unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (3, "categories[1].key"), "{e}");
+        let e = parse("id_format: \"INC-{yyyy}\"\n", "k.yaml").unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (1, "id_format"), "{e}");
+        let e = parse("auth:\n  require_token_for_reads: maybe\n", "k.yaml").unwrap_err();
+        assert_eq!(e.key, "auth.require_token_for_reads", "{e}");
+        assert_eq!(e.line, 2, "{e}");
+    }
+}

@@ -1,0 +1,208 @@
+//! Human output: tables and incident cards.
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{ContentArrangement, Table};
+use jiff::Timestamp;
+use klaxon_domain::wire::TokenInfo;
+use klaxon_domain::{Incident, TimelineEvent, event::EventKind};
+
+pub fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header.to_vec());
+    t
+}
+
+pub fn time(t: Option<Timestamp>) -> String {
+    t.map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+pub fn json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+pub fn incidents(items: &[Incident]) {
+    let mut t = table(&["ID", "SEV", "STATUS", "TITLE", "SERVICES", "STARTED", "IC"]);
+    for i in items {
+        t.add_row(vec![
+            i.id.clone(),
+            i.severity.clone(),
+            i.status.to_string(),
+            i.title.clone(),
+            i.services.join(", "),
+            time(Some(i.started_at)),
+            i.roles
+                .get("incident_commander")
+                .cloned()
+                .unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    println!("{t}");
+}
+
+pub fn incident(i: &Incident) {
+    let mut t = table(&["FIELD", "VALUE"]);
+    let mut row = |k: &str, v: String| {
+        t.add_row(vec![k.to_string(), v]);
+    };
+    row("id", i.id.clone());
+    row("title", i.title.clone());
+    row("severity", i.severity.clone());
+    row(
+        "status",
+        format!("{} ({})", i.status, i.status.public_word()),
+    );
+    row("category", i.category.clone().unwrap_or_else(|| "-".into()));
+    row(
+        "services",
+        if i.services.is_empty() {
+            "-".into()
+        } else {
+            i.services.join(", ")
+        },
+    );
+    if !i.description.is_empty() {
+        row("description", i.description.clone());
+    }
+    if !i.impact.is_empty() {
+        let mut parts = Vec::new();
+        if let Some(n) = i.impact.users_affected {
+            parts.push(format!("{n} users"));
+        }
+        if let Some(p) = i.impact.percent {
+            parts.push(format!("{p}% of users"));
+        }
+        if let Some(u) = &i.impact.user_facing {
+            parts.push(u.clone());
+        }
+        row("impact", parts.join("; "));
+    }
+    if let Some(w) = &i.workaround {
+        row("workaround", w.clone());
+    }
+    for (role, who) in &i.roles {
+        row(&format!("role: {role}"), who.clone());
+    }
+    if !i.labels.is_empty() {
+        row(
+            "labels",
+            i.labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+    }
+    row("started", time(Some(i.started_at)));
+    row("detected", time(Some(i.detected_at)));
+    row(
+        "declared",
+        format!("{} by {}", time(Some(i.declared_at)), i.declared_by),
+    );
+    row("acknowledged", time(i.acknowledged_at));
+    row("mitigated", time(i.mitigated_at));
+    row("resolved", time(i.resolved_at));
+    row("ack deadline", time(i.ack_deadline));
+    row("resolution deadline", time(i.resolution_deadline));
+    row("next update due", time(i.next_update_due));
+    if i.private {
+        row("private", "yes".into());
+    }
+    println!("{t}");
+}
+
+pub fn describe(kind: &EventKind) -> String {
+    match kind {
+        EventKind::Declared { incident } => format!(
+            "declared {} {}: {}",
+            incident.severity, incident.id, incident.title
+        ),
+        EventKind::StatusChanged {
+            from, to, message, ..
+        } => {
+            format!(
+                "status {from} → {to}{}",
+                message
+                    .as_ref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            )
+        }
+        EventKind::Reopened {
+            from, to, reason, ..
+        } => {
+            format!(
+                "reopened {from} → {to}{}",
+                reason
+                    .as_ref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            )
+        }
+        EventKind::SeverityChanged {
+            from, to, reason, ..
+        } => {
+            format!(
+                "severity {from} → {to}{}",
+                reason
+                    .as_ref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            )
+        }
+        EventKind::FieldsChanged { changes } => {
+            let list: Vec<String> = changes
+                .iter()
+                .map(|c| format!("{}: {} → {}", c.field, c.before, c.after))
+                .collect();
+            format!("updated {}", list.join("; "))
+        }
+        EventKind::RoleAssigned {
+            role,
+            before,
+            after,
+        } => match (before, after) {
+            (_, Some(a)) => format!(
+                "{role} → {a}{}",
+                before
+                    .as_ref()
+                    .map(|b| format!(" (was {b})"))
+                    .unwrap_or_default()
+            ),
+            (Some(b), None) => format!("{role} unassigned (was {b})"),
+            (None, None) => format!("{role} unassigned"),
+        },
+        EventKind::NoteAdded { text } => format!("note: {text}"),
+    }
+}
+
+pub fn timeline(events: &[TimelineEvent]) {
+    let mut t = table(&["#", "TIME", "ACTOR", "EVENT"]);
+    for e in events {
+        t.add_row(vec![
+            e.seq.to_string(),
+            e.at.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+            e.actor.clone(),
+            describe(&e.kind),
+        ]);
+    }
+    println!("{t}");
+}
+
+pub fn tokens(items: &[TokenInfo]) {
+    let mut t = table(&["ID", "NAME", "ROLE", "PREFIX", "CREATED", "REVOKED"]);
+    for tok in items {
+        t.add_row(vec![
+            tok.id.clone(),
+            tok.name.clone(),
+            tok.role.as_str().to_string(),
+            format!("{}…", tok.prefix),
+            time(Some(tok.created_at)),
+            time(tok.revoked_at),
+        ]);
+    }
+    println!("{t}");
+}

@@ -1,0 +1,187 @@
+//! `klaxon serve`: open the store, bootstrap the admin token, serve HTTP.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use klaxon_domain::wire::TokenRole;
+use klaxon_domain::{Clock, config::Catalog};
+use klaxon_http::{AppState, Application, AuthSettings};
+use klaxon_store::{Store, StoreOptions, SystemClock, hash_secret, new_secret};
+
+use crate::config;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://klaxon.db";
+
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  klaxon serve\n  klaxon serve --listen 0.0.0.0:8080 --database-url sqlite:///var/lib/klaxon/klaxon.db\n  KLAXON_DATABASE_URL=postgres://klaxon@db/klaxon klaxon serve --config /etc/klaxon/klaxon.yaml"
+)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080, or `listen` in the config].
+    #[arg(long, env = "KLAXON_LISTEN")]
+    pub listen: Option<String>,
+    /// sqlite:///abs/path/klaxon.db or postgres://user@host/db [default: sqlite://klaxon.db].
+    #[arg(long, env = "KLAXON_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// YAML configuration file.
+    #[arg(long, env = "KLAXON_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// Everything `serve` needs, resolved from flags, environment, file and defaults.
+pub struct Resolved {
+    pub listen: String,
+    pub store: StoreOptions,
+    pub catalog: Catalog,
+    pub auth: AuthSettings,
+}
+
+pub fn resolve(args: &ServeArgs) -> anyhow::Result<Resolved> {
+    let cfg = match &args.config {
+        Some(p) => config::load(p)?,
+        None => config::Config::default(),
+    };
+    let listen = args
+        .listen
+        .clone()
+        .or(cfg.file.listen.clone())
+        .unwrap_or_else(|| DEFAULT_LISTEN.into());
+    let url = args
+        .database_url
+        .clone()
+        .or(cfg.file.database_url.clone())
+        .unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+    let mut store = StoreOptions::new(url);
+    if let Some(n) = cfg.file.database.max_connections {
+        store.max_connections = n;
+    }
+    if let Some(s) = &cfg.file.database.sqlite_synchronous {
+        store.sqlite_synchronous = s.clone();
+    }
+    Ok(Resolved {
+        listen,
+        store,
+        catalog: cfg.catalog,
+        auth: AuthSettings {
+            require_token_for_reads: cfg.file.auth.require_token_for_reads,
+        },
+    })
+}
+
+/// On first start (no token at all) create the admin token: `KLAXON_ADMIN_TOKEN`
+/// if set, otherwise a fresh one printed once.
+async fn bootstrap_admin(store: &Store, clock: &dyn Clock) -> anyhow::Result<()> {
+    if store.count_tokens().await? > 0 {
+        return Ok(());
+    }
+    match std::env::var("KLAXON_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    {
+        Some(secret) => {
+            let secret = secret.trim();
+            anyhow::ensure!(
+                secret.len() >= 16,
+                "KLAXON_ADMIN_TOKEN must be at least 16 characters"
+            );
+            if store.find_token(&hash_secret(secret)).await?.is_none() {
+                store
+                    .create_token("admin", TokenRole::Admin, secret, clock.now())
+                    .await?;
+            }
+            tracing::info!("admin token taken from KLAXON_ADMIN_TOKEN");
+        }
+        None => {
+            let secret = new_secret();
+            store
+                .create_token("admin", TokenRole::Admin, &secret, clock.now())
+                .await?;
+            println!(
+                "First start: created the admin API token. It is shown once; keep it safe:\n\n    export KLAXON_TOKEN={secret}\n"
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KLAXON_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let r = resolve(&args)?;
+    let store = Store::connect(&r.store)
+        .await
+        .with_context(|| format!("opening database {}", redact(&r.store.url)))?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    bootstrap_admin(&store, clock.as_ref()).await?;
+    let state = AppState {
+        store: store.clone(),
+        clock,
+        catalog: Arc::new(r.catalog),
+        auth: r.auth,
+    };
+    let app = Application::build(state, &r.listen)
+        .await
+        .with_context(|| format!("listening on {}", r.listen))?;
+    let addr = app.local_addr()?;
+    tracing::info!(%addr, database = store.backend().as_str(), "Klaxon is ready");
+    eprintln!(
+        "Klaxon listening on http://{addr} (database: {})",
+        redact(&r.store.url)
+    );
+    app.run_until_stopped(shutdown_signal()).await?;
+    store.close().await;
+    Ok(())
+}
+
+/// Hide a password in a database URL.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            super::redact("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact("sqlite://klaxon.db"), "sqlite://klaxon.db");
+    }
+}
