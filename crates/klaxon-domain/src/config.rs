@@ -266,8 +266,10 @@ mod tests {
 
     #[test]
     fn validation_names_the_key() {
-        let mut c = Catalog::default();
-        c.default_severity = "SEV-9".into();
+        let c = Catalog {
+            default_severity: "SEV-9".into(),
+            ..Default::default()
+        };
         assert_eq!(c.validate().unwrap_err().0, "default_severity");
         let mut c = Catalog::default();
         c.categories.push(c.categories[0].clone());

@@ -144,6 +144,39 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// A caller allowed to work incidents (responder or admin); 401/403 otherwise,
+/// checked before the body is read.
+pub struct Responder(pub Caller);
+
+/// A caller with the admin role.
+pub struct Admin(pub Caller);
+
+impl FromRequestParts<AppState> for Responder {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let c = Caller::from_request_parts(parts, state).await?;
+        c.require(TokenRole::Responder)?;
+        Ok(Responder(c))
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let c = Caller::from_request_parts(parts, state).await?;
+        c.require(TokenRole::Admin)?;
+        Ok(Admin(c))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,38 +210,5 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("colour"));
         let e = parse_json::<Body>(br#"{"title": "x""#).unwrap_err();
         assert_eq!((e.status.as_u16(), e.code), (400, "malformed_json"));
-    }
-}
-
-/// A caller allowed to work incidents (responder or admin); 401/403 otherwise,
-/// checked before the body is read.
-pub struct Responder(pub Caller);
-
-/// A caller with the admin role.
-pub struct Admin(pub Caller);
-
-impl FromRequestParts<AppState> for Responder {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let c = Caller::from_request_parts(parts, state).await?;
-        c.require(TokenRole::Responder)?;
-        Ok(Responder(c))
-    }
-}
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let c = Caller::from_request_parts(parts, state).await?;
-        c.require(TokenRole::Admin)?;
-        Ok(Admin(c))
     }
 }

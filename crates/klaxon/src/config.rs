@@ -93,28 +93,25 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         key: key.to_string(),
         message,
     };
+    let mut path_of_error: Option<String> = None;
     let parsed = if text.trim().is_empty() {
-        Ok(Ok(FileConfig::default()))
+        Ok(FileConfig::default())
     } else {
         serde_saphyr::with_deserializer_from_str(text, |de| {
-            Ok(serde_path_to_error::deserialize::<_, FileConfig>(de))
+            serde_path_to_error::deserialize::<_, FileConfig>(de).map_err(|e| {
+                path_of_error = Some(e.path().to_string());
+                e.into_inner()
+            })
         })
     };
     let fc = match parsed {
-        Ok(Ok(fc)) => fc,
-        Ok(Err(e)) => {
-            let key = e.path().to_string();
-            let inner = e.into_inner();
-            let line = inner.location().map(|l| l.line()).unwrap_or(0);
-            return Err(err(
-                line,
-                if key.is_empty() { "." } else { &key },
-                first_line(&inner.to_string()),
-            ));
-        }
+        Ok(fc) => fc,
         Err(e) => {
             let line = e.location().map(|l| l.line()).unwrap_or(0);
-            return Err(err(line, ".", first_line(&e.to_string())));
+            let key = path_of_error
+                .filter(|k| !k.is_empty() && k != ".")
+                .unwrap_or_else(|| ".".into());
+            return Err(err(line, &key, first_line(&e.to_string())));
         }
     };
     let mut cat = Catalog::default();
@@ -260,7 +257,7 @@ mod tests {
             "k.yaml",
         )
         .unwrap_err();
-        assert_eq!((e.line, e.key.as_str()), (2, "severities.preset"), "{e}");
+        assert_eq!((e.line, e.key.as_str()), (3, "severities.preset"), "{e}");
         let e = parse("listen: x\nlisten_typo: 1\n", "k.yaml").unwrap_err();
         assert_eq!(e.line, 2, "{e}");
         assert!(e.to_string().contains("listen_typo"), "{e}");

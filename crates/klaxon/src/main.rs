@@ -43,7 +43,7 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Declare, list, show and work incidents.
     #[command(subcommand)]
-    Incident(cli::IncidentCmd),
+    Incident(Box<cli::IncidentCmd>),
     /// Acknowledge an incident (shortcut for `incident ack`).
     Ack {
         id: String,
@@ -94,7 +94,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let client = || klaxon_client::Client::new(&cli.url, cli.token.clone());
     match cli.command {
         Command::Serve(args) => serve::run(args).await.map(|_| ExitCode::SUCCESS),
-        Command::Incident(cmd) => cli::incident(&client()?, cmd, cli.json).await,
+        Command::Incident(cmd) => cli::incident(&client()?, *cmd, cli.json).await,
         Command::Ack { id, message } => {
             cli::incident(&client()?, cli::IncidentCmd::Ack { id, message }, cli.json).await
         }

@@ -1,1 +1,14 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! One integration-test binary: the real server on port 0, real SQLite files
+//! and a real PostgreSQL. Every test in `both!` runs on both backends.
+//!
+//! PostgreSQL: `KLAXON_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
+//! If it cannot be reached the PostgreSQL tests FAIL; they never skip.
 
+mod support;
+
+mod api_auth;
+mod api_incidents;
+mod api_input;
+mod cli;
+mod timeline;

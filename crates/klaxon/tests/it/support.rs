@@ -1,0 +1,216 @@
+//! Test harness: a real server per test on a fresh database.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use klaxon_client::Client;
+use klaxon_domain::wire::TokenRole;
+use klaxon_domain::{ManualClock, config::Catalog};
+use klaxon_http::{AppState, Application, AuthSettings};
+use klaxon_store::{Store, StoreOptions, new_secret};
+
+pub const ADMIN: &str = "kx_integration_admin_secret_0123456789";
+
+pub fn pg_admin_url() -> String {
+    std::env::var("KLAXON_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A throwaway database: a SQLite file in a temp dir, or a fresh PostgreSQL database.
+pub enum TestDb {
+    Sqlite {
+        _dir: tempfile::TempDir,
+        url: String,
+    },
+    Postgres {
+        name: String,
+        url: String,
+    },
+}
+
+impl TestDb {
+    pub async fn new(backend: &str) -> TestDb {
+        match backend {
+            "sqlite" => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let url = format!("sqlite://{}", dir.path().join("klaxon.db").display());
+                TestDb::Sqlite { _dir: dir, url }
+            }
+            _ => {
+                use sqlx::Connection;
+                let admin = pg_admin_url();
+                let name = format!("klaxon_t_{}", &new_secret()[3..15]);
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| panic!("PostgreSQL tests need a server at {admin} (set KLAXON_TEST_PG_URL): {e}"));
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create database");
+                let base = admin
+                    .rsplit_once('/')
+                    .map(|(b, _)| b.to_string())
+                    .unwrap_or(admin.clone());
+                TestDb::Postgres {
+                    url: format!("{base}/{name}"),
+                    name,
+                }
+            }
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        match self {
+            TestDb::Sqlite { url, .. } | TestDb::Postgres { url, .. } => url,
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres { name, .. } = self {
+            let name = name.clone();
+            // Best effort, on a thread of its own: Drop cannot await.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                rt.block_on(async {
+                    use sqlx::Connection;
+                    let mut conn = sqlx::PgConnection::connect(&pg_admin_url()).await.ok()?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await
+                    .ok()
+                })
+            })
+            .join();
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub anon: Client,
+    pub clock: Arc<ManualClock>,
+    pub store: Store,
+    pub db: TestDb,
+    pub backend: &'static str,
+}
+
+pub fn t0() -> Timestamp {
+    "2026-11-23T10:00:00Z".parse().expect("time")
+}
+
+impl TestApp {
+    pub async fn spawn(backend: &'static str) -> TestApp {
+        Self::spawn_with(backend, Catalog::default(), AuthSettings::default()).await
+    }
+
+    pub async fn spawn_with(
+        backend: &'static str,
+        catalog: Catalog,
+        auth: AuthSettings,
+    ) -> TestApp {
+        klaxon_client::install_crypto_provider();
+        let db = TestDb::new(backend).await;
+        let store = Store::connect(&StoreOptions::new(db.url()))
+            .await
+            .expect("store");
+        let clock = Arc::new(ManualClock::new(t0()));
+        store
+            .create_token("admin", TokenRole::Admin, ADMIN, t0())
+            .await
+            .expect("token");
+        let state = AppState {
+            store: store.clone(),
+            clock: clock.clone(),
+            catalog: Arc::new(catalog),
+            auth,
+        };
+        let app = Application::build(state, "127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", app.local_addr().expect("addr"));
+        tokio::spawn(app.run_until_stopped(std::future::pending()));
+        TestApp {
+            client: Client::new(&base, Some(ADMIN.into())).expect("client"),
+            anon: Client::new(&base, None).expect("client"),
+            base,
+            clock,
+            store,
+            db,
+            backend,
+        }
+    }
+
+    /// A client with a fresh token of this role.
+    pub async fn client_with_role(&self, role: TokenRole) -> Client {
+        let secret = new_secret();
+        self.store
+            .create_token(
+                &format!("{role:?}-user").to_lowercase(),
+                role,
+                &secret,
+                t0(),
+            )
+            .await
+            .expect("token");
+        Client::new(&self.base, Some(secret)).expect("client")
+    }
+
+    /// A raw HTTP request, for what the typed client would never send.
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> (u16, serde_json::Value) {
+        let http = reqwest::Client::new();
+        let mut rb = http.request(
+            method.parse().expect("method"),
+            format!("{}{path}", self.base),
+        );
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            rb = rb.header("content-type", "application/json").body(b);
+        }
+        let resp = rb.send().await.expect("send");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+}
+
+/// Run a test body on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! both {
+    ($name:ident, |$app:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body($app: $crate::support::TestApp) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                body($crate::support::TestApp::spawn("sqlite").await).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                body($crate::support::TestApp::spawn("postgres").await).await
+            }
+        }
+    };
+}
