@@ -269,4 +269,19 @@ mod tests {
         assert_eq!(e.key, "auth.require_token_for_reads", "{e}");
         assert_eq!(e.line, 2, "{e}");
     }
+
+    /// Every YAML example in docs/configuration.md must check.
+    #[test]
+    fn documented_examples_check() {
+        let doc = include_str!("../../../docs/configuration.md");
+        let blocks: Vec<&str> = doc
+            .split("```yaml\n")
+            .skip(1)
+            .map(|b| b.split("```").next().unwrap())
+            .collect();
+        assert!(blocks.len() >= 2);
+        for b in blocks {
+            parse(b, "docs/configuration.md").unwrap_or_else(|e| panic!("{e}\n{b}"));
+        }
+    }
 }
