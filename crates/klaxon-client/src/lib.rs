@@ -3,9 +3,9 @@
 use klaxon_domain::Incident;
 use klaxon_domain::event::VerifyReport;
 use klaxon_domain::wire::{
-    AckRequest, CreateToken, CreatedToken, DeclareIncident, ErrorBody, IncidentPage, IncidentPatch,
-    IncidentQuery, NoteRequest, ReopenRequest, RoleAssignment, SeverityChange, StatusChange,
-    Timeline, TokenInfo,
+    AckRequest, AlertOutcome, AlertRecord, CreateIntegration, CreateSilence, CreateToken, CreatedToken,
+    DeclareIncident, ErrorBody, IncidentPage, IncidentPatch, IncidentQuery, IntegrationInfo, IntegrationWithKey,
+    NoteRequest, ReopenRequest, RoleAssignment, SeverityChange, StatusChange, Timeline, TokenInfo,
 };
 use reqwest::{Method, RequestBuilder};
 use serde::Serialize;
@@ -111,9 +111,8 @@ impl Client {
             source: e,
         })?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| {
-                ClientError::Decode(format!("{e}: {}", String::from_utf8_lossy(&bytes)))
-            });
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| ClientError::Decode(format!("{e}: {}", String::from_utf8_lossy(&bytes))));
         }
         match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(b) => Err(ClientError::Api {
@@ -135,12 +134,7 @@ impl Client {
         self.send(self.request(Method::GET, path)).await
     }
 
-    async fn with_body<B: Serialize, T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        body: &B,
-    ) -> Result<T> {
+    async fn with_body<B: Serialize, T: DeserializeOwned>(&self, method: Method, path: &str, body: &B) -> Result<T> {
         self.send(self.request(method, path).json(body)).await
     }
 
@@ -153,8 +147,7 @@ impl Client {
     }
 
     pub async fn list(&self, q: &IncidentQuery) -> Result<IncidentPage> {
-        self.send(self.request(Method::GET, "/api/v1/incidents").query(q))
-            .await
+        self.send(self.request(Method::GET, "/api/v1/incidents").query(q)).await
     }
 
     pub async fn incident(&self, id: &str) -> Result<Incident> {
@@ -162,16 +155,10 @@ impl Client {
     }
 
     pub async fn update(&self, id: &str, patch: &IncidentPatch) -> Result<Incident> {
-        self.with_body(Method::PATCH, &Self::incident_path(id, ""), patch)
-            .await
+        self.with_body(Method::PATCH, &Self::incident_path(id, ""), patch).await
     }
 
-    pub async fn set_status(
-        &self,
-        id: &str,
-        status: &str,
-        message: Option<String>,
-    ) -> Result<Incident> {
+    pub async fn set_status(&self, id: &str, status: &str, message: Option<String>) -> Result<Incident> {
         let body = StatusChange {
             status: status.to_string(),
             message,
@@ -181,20 +168,11 @@ impl Client {
     }
 
     pub async fn ack(&self, id: &str, message: Option<String>) -> Result<Incident> {
-        self.with_body(
-            Method::POST,
-            &Self::incident_path(id, "/ack"),
-            &AckRequest { message },
-        )
-        .await
+        self.with_body(Method::POST, &Self::incident_path(id, "/ack"), &AckRequest { message })
+            .await
     }
 
-    pub async fn reopen(
-        &self,
-        id: &str,
-        status: Option<String>,
-        reason: Option<String>,
-    ) -> Result<Incident> {
+    pub async fn reopen(&self, id: &str, status: Option<String>, reason: Option<String>) -> Result<Incident> {
         self.with_body(
             Method::POST,
             &Self::incident_path(id, "/reopen"),
@@ -203,12 +181,7 @@ impl Client {
         .await
     }
 
-    pub async fn set_severity(
-        &self,
-        id: &str,
-        severity: &str,
-        reason: Option<String>,
-    ) -> Result<Incident> {
+    pub async fn set_severity(&self, id: &str, severity: &str, reason: Option<String>) -> Result<Incident> {
         let body = SeverityChange {
             severity: severity.to_string(),
             reason,
@@ -217,24 +190,16 @@ impl Client {
             .await
     }
 
-    pub async fn assign_role(
-        &self,
-        id: &str,
-        role: &str,
-        assignee: Option<String>,
-    ) -> Result<Incident> {
+    pub async fn assign_role(&self, id: &str, role: &str, assignee: Option<String>) -> Result<Incident> {
         let path = Self::incident_path(id, &format!("/roles/{}", path_segment(role)));
-        self.with_body(Method::PUT, &path, &RoleAssignment { assignee })
-            .await
+        self.with_body(Method::PUT, &path, &RoleAssignment { assignee }).await
     }
 
     pub async fn note(&self, id: &str, text: &str) -> Result<Incident> {
         self.with_body(
             Method::POST,
             &Self::incident_path(id, "/notes"),
-            &NoteRequest {
-                text: text.to_string(),
-            },
+            &NoteRequest { text: text.to_string() },
         )
         .await
     }
@@ -260,11 +225,97 @@ impl Client {
     }
 
     pub async fn revoke_token(&self, id_or_name: &str) -> Result<TokenInfo> {
+        self.send(self.request(Method::DELETE, &format!("/api/v1/tokens/{}", path_segment(id_or_name))))
+            .await
+    }
+
+    pub async fn create_integration(&self, req: &CreateIntegration) -> Result<IntegrationWithKey> {
+        self.with_body(Method::POST, "/api/v1/integrations", req).await
+    }
+
+    pub async fn integrations(&self) -> Result<Vec<IntegrationInfo>> {
+        self.get("/api/v1/integrations").await
+    }
+
+    pub async fn rotate_integration_key(&self, id: &str) -> Result<IntegrationWithKey> {
         self.send(self.request(
-            Method::DELETE,
-            &format!("/api/v1/tokens/{}", path_segment(id_or_name)),
+            Method::POST,
+            &format!("/api/v1/integrations/{}/rotate-key", path_segment(id)),
         ))
         .await
+    }
+
+    pub async fn delete_integration(&self, id: &str) -> Result<IntegrationInfo> {
+        self.send(self.request(Method::DELETE, &format!("/api/v1/integrations/{}", path_segment(id))))
+            .await
+    }
+
+    /// `query`: e.g. `[("status", "firing"), ("incident", "INC-...")]`.
+    pub async fn alerts(&self, query: &[(&str, String)]) -> Result<serde_json::Value> {
+        self.send(self.request(Method::GET, "/api/v1/alerts").query(query))
+            .await
+    }
+
+    pub async fn alert(&self, id: &str) -> Result<AlertRecord> {
+        self.get(&format!("/api/v1/alerts/{}", path_segment(id))).await
+    }
+
+    pub async fn alert_action(&self, id: &str, action: &str) -> Result<AlertOutcome> {
+        self.send(self.request(Method::POST, &format!("/api/v1/alerts/{}/{action}", path_segment(id))))
+            .await
+    }
+
+    pub async fn create_silence(&self, req: &CreateSilence) -> Result<serde_json::Value> {
+        self.with_body(Method::POST, "/api/v1/silences", req).await
+    }
+
+    pub async fn silences(&self, all: bool) -> Result<Vec<serde_json::Value>> {
+        self.send(self.request(Method::GET, "/api/v1/silences").query(&[("all", all)]))
+            .await
+    }
+
+    pub async fn expire_silence(&self, id: &str) -> Result<serde_json::Value> {
+        self.send(self.request(Method::DELETE, &format!("/api/v1/silences/{}", path_segment(id))))
+            .await
+    }
+
+    pub async fn routes(&self) -> Result<Vec<serde_json::Value>> {
+        self.get("/api/v1/routes").await
+    }
+
+    pub async fn put_route(&self, name: &str, route: &serde_json::Value) -> Result<serde_json::Value> {
+        self.with_body(Method::PUT, &format!("/api/v1/routes/{}", path_segment(name)), route)
+            .await
+    }
+
+    pub async fn delete_route(&self, name: &str) -> Result<()> {
+        let resp = self
+            .request(Method::DELETE, &format!("/api/v1/routes/{}", path_segment(name)))
+            .send()
+            .await
+            .map_err(|e| ClientError::Http {
+                url: self.base.clone(),
+                source: e,
+            })?;
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        Err(match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(b) => ClientError::Api {
+                status,
+                code: b.error.code,
+                message: b.error.message,
+                field: b.error.field,
+            },
+            Err(_) => ClientError::Api {
+                status,
+                code: "http".into(),
+                message: text,
+                field: None,
+            },
+        })
     }
 
     pub async fn ready(&self) -> Result<serde_json::Value> {

@@ -75,11 +75,7 @@ impl Default for Catalog {
 pub fn default_severity_for(scheme: &SeverityScheme) -> String {
     let n = scheme.levels.len();
     let idx = n.saturating_sub(2);
-    scheme
-        .levels
-        .get(idx)
-        .map(|l| l.key.clone())
-        .unwrap_or_default()
+    scheme.levels.get(idx).map(|l| l.key.clone()).unwrap_or_default()
 }
 
 pub fn default_categories() -> Vec<Category> {
@@ -179,22 +175,16 @@ impl Catalog {
     }
 
     pub fn find_category(&self, key: &str) -> Option<&Category> {
-        self.categories
-            .iter()
-            .find(|c| c.key.eq_ignore_ascii_case(key.trim()))
+        self.categories.iter().find(|c| c.key.eq_ignore_ascii_case(key.trim()))
     }
 
     pub fn find_service(&self, key: &str) -> Option<&ServiceDef> {
-        self.services
-            .iter()
-            .find(|s| s.key.eq_ignore_ascii_case(key.trim()))
+        self.services.iter().find(|s| s.key.eq_ignore_ascii_case(key.trim()))
     }
 
     /// Check the catalog is coherent. Errors name the key at fault.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        self.severities
-            .validate()
-            .map_err(|e| ("severities".to_string(), e))?;
+        self.severities.validate().map_err(|e| ("severities".to_string(), e))?;
         if self.severities.find(&self.default_severity).is_none() {
             return Err((
                 "default_severity".into(),
@@ -206,16 +196,10 @@ impl Catalog {
             ));
         }
         if self.categories.is_empty() {
-            return Err((
-                "categories".into(),
-                "at least one category is needed".into(),
-            ));
+            return Err(("categories".into(), "at least one category is needed".into()));
         }
         for (list, keys) in [
-            (
-                "categories",
-                self.categories.iter().map(|c| &c.key).collect::<Vec<_>>(),
-            ),
+            ("categories", self.categories.iter().map(|c| &c.key).collect::<Vec<_>>()),
             ("roles", self.roles.iter().map(|r| &r.key).collect()),
             ("services", self.services.iter().map(|s| &s.key).collect()),
         ] {
@@ -227,10 +211,7 @@ impl Catalog {
                     ));
                 }
                 if keys[..i].iter().any(|o| o.eq_ignore_ascii_case(k)) {
-                    return Err((
-                        format!("{list}[{i}].key"),
-                        format!("{k:?} is defined twice"),
-                    ));
+                    return Err((format!("{list}[{i}].key"), format!("{k:?} is defined twice")));
                 }
             }
         }
@@ -240,10 +221,7 @@ impl Catalog {
 
 /// Keys, service names and label names: short, printable, no spaces.
 pub fn is_slug(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 100
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+    !s.is_empty() && s.len() <= 100 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
 }
 
 #[cfg(test)]
@@ -254,10 +232,7 @@ mod tests {
     fn roles_are_found_by_key_name_or_alias() {
         let c = Catalog::default();
         assert_eq!(c.find_role("IC").unwrap().key, "incident_commander");
-        assert_eq!(
-            c.find_role("incident-commander").unwrap().key,
-            "incident_commander"
-        );
+        assert_eq!(c.find_role("incident-commander").unwrap().key, "incident_commander");
         assert_eq!(c.find_role("Technical Lead").unwrap().key, "technical_lead");
         assert!(c.find_role("janitor").is_none());
         assert_eq!(c.default_severity, "SEV-3");

@@ -18,29 +18,13 @@ type Result<T> = std::result::Result<T, DomainError>;
 /// A command on an existing incident.
 #[derive(Debug, Clone)]
 pub enum Command {
-    Status {
-        to: String,
-        message: Option<String>,
-    },
-    Ack {
-        message: Option<String>,
-    },
-    Reopen {
-        to: Option<String>,
-        reason: Option<String>,
-    },
-    Severity {
-        to: String,
-        reason: Option<String>,
-    },
+    Status { to: String, message: Option<String> },
+    Ack { message: Option<String> },
+    Reopen { to: Option<String>, reason: Option<String> },
+    Severity { to: String, reason: Option<String> },
     Patch(Box<IncidentPatch>),
-    Role {
-        role: String,
-        assignee: Option<String>,
-    },
-    Note {
-        text: String,
-    },
+    Role { role: String, assignee: Option<String> },
+    Note { text: String },
 }
 
 /// How far in the future a caller may place `started_at`/`detected_at` (clock skew).
@@ -49,18 +33,12 @@ const FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
 fn text(field: &str, value: &str, max: usize, multiline: bool) -> Result<String> {
     let v = value.trim();
     if v.chars().count() > max {
-        return Err(DomainError::invalid(
-            field,
-            format!("must be at most {max} characters"),
-        ));
+        return Err(DomainError::invalid(field, format!("must be at most {max} characters")));
     }
     if v.chars()
         .any(|c| c.is_control() && !(multiline && (c == '\n' || c == '\t' || c == '\r')))
     {
-        return Err(DomainError::invalid(
-            field,
-            "must not contain control characters",
-        ));
+        return Err(DomainError::invalid(field, "must not contain control characters"));
     }
     Ok(v.to_string())
 }
@@ -100,21 +78,19 @@ fn severity<'a>(cat: &'a Catalog, field: &str, key: &str) -> Result<&'a Severity
 }
 
 fn category(cat: &Catalog, field: &str, key: &str) -> Result<String> {
-    cat.find_category(key)
-        .map(|c| c.key.clone())
-        .ok_or_else(|| {
-            DomainError::invalid(
-                field,
-                format!(
-                    "unknown category {key:?}; expected one of: {}",
-                    cat.categories
-                        .iter()
-                        .map(|c| c.key.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )
-        })
+    cat.find_category(key).map(|c| c.key.clone()).ok_or_else(|| {
+        DomainError::invalid(
+            field,
+            format!(
+                "unknown category {key:?}; expected one of: {}",
+                cat.categories
+                    .iter()
+                    .map(|c| c.key.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })
 }
 
 fn services(cat: &Catalog, field: &str, list: &[String]) -> Result<Vec<String>> {
@@ -212,11 +188,7 @@ fn after(base: Timestamp, d: Option<std::time::Duration>) -> Option<Timestamp> {
     d.and_then(|d| base.checked_add(to_signed(d)).ok())
 }
 
-fn roles(
-    cat: &Catalog,
-    field: &str,
-    r: &BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>> {
+fn roles(cat: &Catalog, field: &str, r: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for (role, who) in r {
         let def = cat
@@ -232,30 +204,17 @@ fn unknown_role(cat: &Catalog, field: &str, role: &str) -> DomainError {
         field,
         format!(
             "unknown role {role:?}; expected one of: {}",
-            cat.roles
-                .iter()
-                .map(|r| r.key.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            cat.roles.iter().map(|r| r.key.as_str()).collect::<Vec<_>>().join(", ")
         ),
     )
 }
 
 /// Validate a declaration and build the incident it creates, without its ID.
 /// The store allocates the ID inside the transaction and calls [`declared`].
-pub fn validate_declaration(
-    req: &DeclareIncident,
-    actor: &str,
-    now: Timestamp,
-    cat: &Catalog,
-) -> Result<Incident> {
+pub fn validate_declaration(req: &DeclareIncident, actor: &str, now: Timestamp, cat: &Catalog) -> Result<Incident> {
     let title = required_text("title", &req.title, limits::TITLE_MAX)?;
-    let description = optional_text(
-        "description",
-        req.description.as_deref(),
-        limits::DESCRIPTION_MAX,
-    )?
-    .unwrap_or_default();
+    let description =
+        optional_text("description", req.description.as_deref(), limits::DESCRIPTION_MAX)?.unwrap_or_default();
     let sev = severity(
         cat,
         "severity",
@@ -273,10 +232,7 @@ pub fn validate_declaration(
     let detected_at = not_future("detected_at", req.detected_at.unwrap_or(now), now)?;
     let started_at = not_future("started_at", req.started_at.unwrap_or(detected_at), now)?;
     if started_at > detected_at {
-        return Err(DomainError::invalid(
-            "started_at",
-            "must not be after detected_at",
-        ));
+        return Err(DomainError::invalid("started_at", "must not be after detected_at"));
     }
     let roles = roles(cat, "roles", &req.roles)?;
     let declared_by = person("declared_by", actor)?;
@@ -320,21 +276,11 @@ pub fn declared(mut incident: Incident, id: String) -> EventKind {
 
 /// Decide what a command does to an incident. An empty list means "nothing
 /// to do" (e.g. acknowledging an acknowledged incident).
-pub fn decide(
-    inc: &Incident,
-    cmd: Command,
-    now: Timestamp,
-    cat: &Catalog,
-) -> Result<Vec<EventKind>> {
-    let cadence = cat
-        .severities
-        .find(&inc.severity)
-        .and_then(|l| l.update_cadence);
+pub fn decide(inc: &Incident, cmd: Command, now: Timestamp, cat: &Catalog) -> Result<Vec<EventKind>> {
+    let cadence = cat.severities.find(&inc.severity).and_then(|l| l.update_cadence);
     match cmd {
         Command::Status { to, message } => {
-            let to: Status = to
-                .parse()
-                .map_err(|e: String| DomainError::invalid("status", e))?;
+            let to: Status = to.parse().map_err(|e: String| DomainError::invalid("status", e))?;
             let message = optional_text("message", message.as_deref(), limits::TEXT_MAX)?;
             if !inc.status.can_move_to(to) {
                 return Err(DomainError::InvalidTransition {
@@ -344,11 +290,7 @@ pub fn decide(
                 });
             }
             // A status change with a message is a stakeholder update: the cadence restarts.
-            let next_update_due = if message.is_some() {
-                after(now, cadence)
-            } else {
-                None
-            };
+            let next_update_due = if message.is_some() { after(now, cadence) } else { None };
             Ok(vec![EventKind::StatusChanged {
                 from: inc.status,
                 to,
@@ -376,9 +318,7 @@ pub fn decide(
             let reason = optional_text("reason", reason.as_deref(), limits::TEXT_MAX)?;
             let targets = inc.status.reopen_targets();
             let to = match to {
-                Some(t) => t
-                    .parse()
-                    .map_err(|e: String| DomainError::invalid("status", e))?,
+                Some(t) => t.parse().map_err(|e: String| DomainError::invalid("status", e))?,
                 None if inc.acknowledged_at.is_some() => Status::Investigating,
                 None => Status::Triggered,
             };
@@ -436,13 +376,8 @@ pub fn decide(
         }
         Command::Patch(p) => patch(inc, &p, now, cat),
         Command::Role { role, assignee } => {
-            let def = cat
-                .find_role(&role)
-                .ok_or_else(|| unknown_role(cat, "role", &role))?;
-            let after_who = assignee
-                .as_deref()
-                .map(|a| person("assignee", a))
-                .transpose()?;
+            let def = cat.find_role(&role).ok_or_else(|| unknown_role(cat, "role", &role))?;
+            let after_who = assignee.as_deref().map(|a| person("assignee", a)).transpose()?;
             let before = inc.roles.get(&def.key).cloned();
             if before == after_who {
                 return Ok(vec![]);
@@ -467,12 +402,7 @@ fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }
 
-fn patch(
-    inc: &Incident,
-    p: &IncidentPatch,
-    now: Timestamp,
-    cat: &Catalog,
-) -> Result<Vec<EventKind>> {
+fn patch(inc: &Incident, p: &IncidentPatch, now: Timestamp, cat: &Catalog) -> Result<Vec<EventKind>> {
     if p.severity.is_some() {
         return Err(DomainError::invalid(
             "severity",
@@ -507,18 +437,11 @@ fn patch(
         push("description", json(&inc.description), json(&d));
     }
     if let Some(c) = &p.category {
-        let c = c
-            .as_deref()
-            .map(|c| category(cat, "category", c))
-            .transpose()?;
+        let c = c.as_deref().map(|c| category(cat, "category", c)).transpose()?;
         push("category", json(&inc.category), json(&c));
     }
     if let Some(s) = &p.services {
-        push(
-            "services",
-            json(&inc.services),
-            json(&services(cat, "services", s)?),
-        );
+        push("services", json(&inc.services), json(&services(cat, "services", s)?));
     }
     if let Some(i) = &p.impact {
         push("impact", json(&inc.impact), json(&impact("impact", i)?));
@@ -530,21 +453,11 @@ fn patch(
     if let Some(l) = &p.labels {
         push("labels", json(&inc.labels), json(&labels("labels", l)?));
     }
-    let detected = p
-        .detected_at
-        .map(|t| not_future("detected_at", t, now))
-        .transpose()?;
-    let started = p
-        .started_at
-        .map(|t| not_future("started_at", t, now))
-        .transpose()?;
+    let detected = p.detected_at.map(|t| not_future("detected_at", t, now)).transpose()?;
+    let started = p.started_at.map(|t| not_future("started_at", t, now)).transpose()?;
     if started.unwrap_or(inc.started_at) > detected.unwrap_or(inc.detected_at) {
         return Err(DomainError::invalid(
-            if started.is_some() {
-                "started_at"
-            } else {
-                "detected_at"
-            },
+            if started.is_some() { "started_at" } else { "detected_at" },
             "started_at must not be after detected_at",
         ));
     }
@@ -621,29 +534,15 @@ mod tests {
         let inc = declare(req("API down", "P1"));
         assert_eq!(inc.severity, "SEV-1");
         assert_eq!(inc.status, Status::Triggered);
-        assert_eq!(
-            inc.ack_deadline.unwrap().to_string(),
-            "2026-11-23T10:05:00Z"
-        );
-        assert_eq!(
-            inc.next_update_due.unwrap().to_string(),
-            "2026-11-23T10:15:00Z"
-        );
-        assert_eq!(
-            inc.resolution_deadline.unwrap().to_string(),
-            "2026-11-23T11:00:00Z"
-        );
+        assert_eq!(inc.ack_deadline.unwrap().to_string(), "2026-11-23T10:05:00Z");
+        assert_eq!(inc.next_update_due.unwrap().to_string(), "2026-11-23T10:15:00Z");
+        assert_eq!(inc.resolution_deadline.unwrap().to_string(), "2026-11-23T11:00:00Z");
     }
 
     #[test]
     fn bad_declarations_name_the_field() {
         let cat = Catalog::default();
-        let check = |r: DeclareIncident, field: &str| match validate_declaration(
-            &r,
-            "alice",
-            now(),
-            &cat,
-        ) {
+        let check = |r: DeclareIncident, field: &str| match validate_declaration(&r, "alice", now(), &cat) {
             Err(DomainError::Invalid(e)) => assert_eq!(e.field, field, "{e}"),
             other => panic!("expected invalid {field}, got {other:?}"),
         };
@@ -716,9 +615,7 @@ mod tests {
         let cat = Catalog::default();
         let mut inc = declare(req("x", "SEV-2"));
         assert_eq!(
-            decide(&inc, Command::Ack { message: None }, now(), &cat)
-                .unwrap()
-                .len(),
+            decide(&inc, Command::Ack { message: None }, now(), &cat).unwrap().len(),
             1
         );
         inc.status = Status::Investigating;
@@ -743,14 +640,7 @@ mod tests {
             validate_declaration(&req("API down", "SEV-2"), "alice", t, &cat).unwrap(),
             "INC-1".into(),
         );
-        let mut events = vec![TimelineEvent::seal(
-            "INC-1",
-            1,
-            t,
-            "alice",
-            first,
-            GENESIS_HASH,
-        )];
+        let mut events = vec![TimelineEvent::seal("INC-1", 1, t, "alice", first, GENESIS_HASH)];
         let cmds = vec![
             Command::Ack {
                 message: Some("on it".into()),
@@ -788,8 +678,7 @@ mod tests {
             t = t.checked_add(jiff::SignedDuration::from_mins(3)).unwrap();
             for kind in decide(&inc, cmd, t, &cat).unwrap() {
                 let prev = events.last().unwrap().hash.clone();
-                let e =
-                    TimelineEvent::seal("INC-1", events.len() as u64 + 1, t, "alice", kind, &prev);
+                let e = TimelineEvent::seal("INC-1", events.len() as u64 + 1, t, "alice", kind, &prev);
                 inc = crate::event::apply(Some(inc), &e).unwrap();
                 events.push(e);
             }

@@ -40,11 +40,7 @@ fn allowed_list(allowed: &[Status]) -> String {
     if allowed.is_empty() {
         return "none (use reopen)".to_string();
     }
-    allowed
-        .iter()
-        .map(|s| s.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+    allowed.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
 }
 
 impl DomainError {

@@ -73,6 +73,36 @@ pub enum EventKind {
     NoteAdded {
         text: String,
     },
+    /// An alert joined the incident (new, or firing again after it resolved).
+    AlertFired {
+        alert_id: i64,
+        integration: String,
+        dedup_key: String,
+        summary: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        severity: Option<String>,
+        #[serde(default)]
+        labels: std::collections::BTreeMap<String, String>,
+        #[serde(default)]
+        refired: bool,
+    },
+    /// The sender repeated an open alert; `count` is how many times it was received.
+    AlertRepeated {
+        alert_id: i64,
+        dedup_key: String,
+        count: u64,
+    },
+    AlertResolved {
+        alert_id: i64,
+        dedup_key: String,
+    },
+    /// The alert started (true) or stopped (false) flapping. While it flaps it
+    /// does not change the incident.
+    AlertFlapping {
+        alert_id: i64,
+        dedup_key: String,
+        flapping: bool,
+    },
 }
 
 impl EventKind {
@@ -85,6 +115,10 @@ impl EventKind {
             EventKind::FieldsChanged { .. } => "fields_changed",
             EventKind::RoleAssigned { .. } => "role_assigned",
             EventKind::NoteAdded { .. } => "note_added",
+            EventKind::AlertFired { .. } => "alert_fired",
+            EventKind::AlertRepeated { .. } => "alert_repeated",
+            EventKind::AlertResolved { .. } => "alert_resolved",
+            EventKind::AlertFlapping { .. } => "alert_flapping",
         }
     }
 }
@@ -104,13 +138,7 @@ pub struct TimelineEvent {
 }
 
 /// The canonical encoding that is hashed.
-pub fn canonical(
-    incident_id: &str,
-    seq: u64,
-    at: Timestamp,
-    actor: &str,
-    kind: &serde_json::Value,
-) -> String {
+pub fn canonical(incident_id: &str, seq: u64, at: Timestamp, actor: &str, kind: &serde_json::Value) -> String {
     // serde_json's map is ordered by key (no `preserve_order`), so this is canonical.
     let value = serde_json::json!({
         "incident_id": incident_id,
@@ -131,19 +159,9 @@ pub fn chain_hash(prev_hash: &str, canonical: &str) -> String {
 
 impl TimelineEvent {
     /// Seal a new event onto the chain after `prev_hash`.
-    pub fn seal(
-        incident_id: &str,
-        seq: u64,
-        at: Timestamp,
-        actor: &str,
-        kind: EventKind,
-        prev_hash: &str,
-    ) -> Self {
+    pub fn seal(incident_id: &str, seq: u64, at: Timestamp, actor: &str, kind: EventKind, prev_hash: &str) -> Self {
         let kind_json = serde_json::to_value(&kind).unwrap_or(serde_json::Value::Null);
-        let hash = chain_hash(
-            prev_hash,
-            &canonical(incident_id, seq, at, actor, &kind_json),
-        );
+        let hash = chain_hash(prev_hash, &canonical(incident_id, seq, at, actor, &kind_json));
         Self {
             incident_id: incident_id.to_string(),
             seq,
@@ -192,19 +210,13 @@ pub struct BrokenLink {
 }
 
 /// Recompute the chain; report the first broken link.
-pub fn verify_chain(
-    incident_id: &str,
-    events: &[StoredEvent],
-) -> (Option<BrokenLink>, Option<String>) {
+pub fn verify_chain(incident_id: &str, events: &[StoredEvent]) -> (Option<BrokenLink>, Option<String>) {
     let mut prev = GENESIS_HASH.to_string();
     for (i, e) in events.iter().enumerate() {
         let expected_seq = i as u64 + 1;
         let broken = |reason: String| Some(BrokenLink { seq: e.seq, reason });
         if e.seq != expected_seq {
-            return (
-                broken(format!("expected seq {expected_seq}, found {}", e.seq)),
-                None,
-            );
+            return (broken(format!("expected seq {expected_seq}, found {}", e.seq)), None);
         }
         if e.incident_id != incident_id {
             return (broken(format!("event belongs to {}", e.incident_id)), None);
@@ -219,15 +231,9 @@ pub fn verify_chain(
             Ok(v) => v,
             Err(err) => return (broken(format!("payload is not JSON: {err}")), None),
         };
-        let recomputed = chain_hash(
-            &prev,
-            &canonical(&e.incident_id, e.seq, e.at, &e.actor, &kind),
-        );
+        let recomputed = chain_hash(&prev, &canonical(&e.incident_id, e.seq, e.at, &e.actor, &kind));
         if recomputed != e.hash {
-            return (
-                broken("hash does not match the event's content".into()),
-                None,
-            );
+            return (broken("hash does not match the event's content".into()), None);
         }
         prev = e.hash.clone();
     }
@@ -250,9 +256,7 @@ pub fn apply(current: Option<Incident>, event: &TimelineEvent) -> Option<Inciden
     match &event.kind {
         EventKind::Declared { .. } => {}
         EventKind::StatusChanged {
-            to,
-            next_update_due,
-            ..
+            to, next_update_due, ..
         } => {
             inc.status = *to;
             if *to >= Status::Acknowledged && inc.acknowledged_at.is_none() {
@@ -319,7 +323,11 @@ pub fn apply(current: Option<Incident>, event: &TimelineEvent) -> Option<Inciden
                 inc.roles.remove(role);
             }
         },
-        EventKind::NoteAdded { .. } => {}
+        EventKind::NoteAdded { .. }
+        | EventKind::AlertFired { .. }
+        | EventKind::AlertRepeated { .. }
+        | EventKind::AlertResolved { .. }
+        | EventKind::AlertFlapping { .. } => {}
     }
     inc.version = event.seq;
     inc.updated_at = at;

@@ -138,11 +138,7 @@ impl IdFormat {
 /// Is this text shaped like an incident ID we could have issued? (Cheap guard
 /// for path parameters; the store decides whether it exists.)
 pub fn looks_like_id(text: &str) -> bool {
-    !text.is_empty()
-        && text.len() <= 64
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    !text.is_empty() && text.len() <= 64 && text.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 #[cfg(test)]
@@ -170,20 +166,8 @@ mod tests {
     #[test]
     fn bad_formats_say_why() {
         assert!(IdFormat::parse("INC-{yyyy}").unwrap_err().contains("{seq}"));
-        assert!(
-            IdFormat::parse("INC-{year}-{seq}")
-                .unwrap_err()
-                .contains("{year}")
-        );
-        assert!(
-            IdFormat::parse("INC {seq}")
-                .unwrap_err()
-                .contains("literal")
-        );
-        assert!(
-            IdFormat::parse("INC-{seq")
-                .unwrap_err()
-                .contains("unclosed")
-        );
+        assert!(IdFormat::parse("INC-{year}-{seq}").unwrap_err().contains("{year}"));
+        assert!(IdFormat::parse("INC {seq}").unwrap_err().contains("literal"));
+        assert!(IdFormat::parse("INC-{seq").unwrap_err().contains("unclosed"));
     }
 }

@@ -3,6 +3,7 @@
 //! Nothing here performs I/O or reads the clock. Callers pass `now` in; the
 //! [`clock::Clock`] trait lets adapters decide where `now` comes from.
 
+pub mod alert;
 pub mod clock;
 pub mod config;
 pub mod decide;

@@ -10,19 +10,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Triggered,
@@ -77,10 +65,7 @@ impl Status {
 
     /// Statuses reachable from `self` by a forward `status` command.
     pub fn allowed_next(self) -> Vec<Status> {
-        Status::ALL
-            .into_iter()
-            .filter(|to| self.can_move_to(*to))
-            .collect()
+        Status::ALL.into_iter().filter(|to| self.can_move_to(*to)).collect()
     }
 
     /// The transition table: forward moves only, `closed` only from `resolved`.
@@ -114,15 +99,12 @@ impl FromStr for Status {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let lower = s.trim().to_ascii_lowercase();
-        Status::ALL
-            .into_iter()
-            .find(|st| st.as_str() == lower)
-            .ok_or_else(|| {
-                format!(
-                    "unknown status {s:?}; expected one of: {}",
-                    Status::ALL.map(|s| s.as_str()).join(", ")
-                )
-            })
+        Status::ALL.into_iter().find(|st| st.as_str() == lower).ok_or_else(|| {
+            format!(
+                "unknown status {s:?}; expected one of: {}",
+                Status::ALL.map(|s| s.as_str()).join(", ")
+            )
+        })
     }
 }
 

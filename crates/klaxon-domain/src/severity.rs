@@ -23,43 +23,23 @@ pub struct SeverityLevel {
     #[serde(default)]
     pub examples: Vec<String>,
     /// Time allowed to acknowledge.
-    #[serde(
-        default,
-        with = "duration::opt",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "duration::opt", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, example = "5m")]
     pub ack_target: Option<Duration>,
     /// Time allowed before the first human response (defaults to the ack target).
-    #[serde(
-        default,
-        with = "duration::opt",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "duration::opt", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, example = "5m")]
     pub first_response_target: Option<Duration>,
     /// How often stakeholders get a status update while the incident is open.
-    #[serde(
-        default,
-        with = "duration::opt",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "duration::opt", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, example = "15m")]
     pub update_cadence: Option<Duration>,
     /// Time allowed to resolve, counted from detection.
-    #[serde(
-        default,
-        with = "duration::opt",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "duration::opt", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, example = "1h")]
     pub resolution_target: Option<Duration>,
     /// Escalate to the next level of responders if unresolved after this long.
-    #[serde(
-        default,
-        with = "duration::opt",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "duration::opt", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, example = "30m")]
     pub escalate_unresolved_after: Option<Duration>,
     /// Stakeholder groups to notify (`all-stakeholders`, `engineering`, `product-owner`).
@@ -72,11 +52,7 @@ pub struct SeverityLevel {
     #[serde(default)]
     pub pir_required: bool,
     /// When the review is due after resolution.
-    #[serde(
-        default,
-        with = "duration::opt",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "duration::opt", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, example = "48h")]
     pub pir_deadline: Option<Duration>,
 }
@@ -103,10 +79,9 @@ impl SeverityScheme {
     /// Find a level by key or alias, ignoring case.
     pub fn find(&self, key_or_alias: &str) -> Option<&SeverityLevel> {
         let wanted = key_or_alias.trim();
-        self.levels.iter().find(|l| {
-            l.key.eq_ignore_ascii_case(wanted)
-                || l.aliases.iter().any(|a| a.eq_ignore_ascii_case(wanted))
-        })
+        self.levels
+            .iter()
+            .find(|l| l.key.eq_ignore_ascii_case(wanted) || l.aliases.iter().any(|a| a.eq_ignore_ascii_case(wanted)))
     }
 
     /// 0 is the most severe.
@@ -150,7 +125,8 @@ impl SeverityScheme {
                     key: "SEV-1".into(),
                     name: "Critical".into(),
                     aliases: vec!["P1".into(), "critical".into(), "sev1".into()],
-                    description: "Complete service outage or critical functionality unavailable affecting all users.".into(),
+                    description: "Complete service outage or critical functionality unavailable affecting all users."
+                        .into(),
                     examples: vec![
                         "Entire application is down (all services unreachable)".into(),
                         "Database is completely unavailable".into(),
@@ -162,7 +138,11 @@ impl SeverityScheme {
                     update_cadence: m(15),
                     resolution_target: m(60),
                     escalate_unresolved_after: None,
-                    notify: vec!["all-stakeholders".into(), "engineering-lead".into(), "product-owner".into()],
+                    notify: vec![
+                        "all-stakeholders".into(),
+                        "engineering-lead".into(),
+                        "product-owner".into(),
+                    ],
                     public_status_page: true,
                     pir_required: true,
                     pir_deadline: m(48 * 60),
@@ -171,7 +151,8 @@ impl SeverityScheme {
                     key: "SEV-2".into(),
                     name: "High".into(),
                     aliases: vec!["P2".into(), "high".into(), "sev2".into()],
-                    description: "Major functionality degraded or unavailable affecting significant portion of users.".into(),
+                    description: "Major functionality degraded or unavailable affecting significant portion of users."
+                        .into(),
                     examples: vec![
                         "PDF processing completely failing (all uploads fail)".into(),
                         "Authentication system down".into(),
@@ -192,7 +173,8 @@ impl SeverityScheme {
                     key: "SEV-3".into(),
                     name: "Medium".into(),
                     aliases: vec!["P3".into(), "medium".into(), "sev3".into()],
-                    description: "Partial functionality degraded or minor features unavailable affecting some users.".into(),
+                    description: "Partial functionality degraded or minor features unavailable affecting some users."
+                        .into(),
                     examples: vec![
                         "Intermittent PDF processing failures (< 20% error rate)".into(),
                         "Slow response times (p95 > 10s but < 30s)".into(),
@@ -351,10 +333,7 @@ mod tests {
         assert_eq!(sev1.resolution_target, Some(Duration::from_secs(3600)));
         assert!(sev1.pir_required && sev1.public_status_page);
         let sev2 = s.find("SEV-2").unwrap();
-        assert_eq!(
-            sev2.escalate_unresolved_after,
-            Some(Duration::from_secs(1800))
-        );
+        assert_eq!(sev2.escalate_unresolved_after, Some(Duration::from_secs(1800)));
         assert!(s.find("SEV-9").is_none());
         assert!(s.validate().is_ok());
     }
@@ -363,10 +342,7 @@ mod tests {
     fn p0_p3_follows_seed_002() {
         let s = SeverityScheme::preset("p0-p3").unwrap();
         assert_eq!(s.keys(), vec!["P0", "P1", "P2", "P3"]);
-        assert_eq!(
-            s.find("P2").unwrap().update_cadence,
-            Some(Duration::from_secs(3600))
-        );
+        assert_eq!(s.find("P2").unwrap().update_cadence, Some(Duration::from_secs(3600)));
         assert!(s.validate().is_ok());
     }
 

@@ -10,9 +10,7 @@ use crate::event::TimelineEvent;
 use crate::incident::{Impact, Incident};
 
 /// `Some(None)` when the field is present and null, `None` when absent.
-fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
+fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -64,22 +62,14 @@ pub struct IncidentPatch {
     pub title: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "double_option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub category: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub services: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub impact: Option<Impact>,
-    #[serde(
-        default,
-        deserialize_with = "double_option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub workaround: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -217,9 +207,7 @@ pub struct ErrorDetail {
 }
 
 /// Token roles, least to most powerful.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenRole {
     /// Read incidents, including private ones.
@@ -275,4 +263,154 @@ pub struct CreatedToken {
     #[serde(flatten)]
     pub info: TokenInfo,
     pub token: String,
+}
+
+/// Formats an integration accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IntegrationFormat {
+    Alertmanager,
+    Pagerduty,
+    Grafana,
+    Generic,
+}
+
+impl IntegrationFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntegrationFormat::Alertmanager => "alertmanager",
+            IntegrationFormat::Pagerduty => "pagerduty",
+            IntegrationFormat::Grafana => "grafana",
+            IntegrationFormat::Generic => "generic",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "alertmanager" => Some(IntegrationFormat::Alertmanager),
+            "pagerduty" => Some(IntegrationFormat::Pagerduty),
+            "grafana" => Some(IntegrationFormat::Grafana),
+            "generic" => Some(IntegrationFormat::Generic),
+            _ => None,
+        }
+    }
+
+    /// Where the sender posts, relative to the server's base URL.
+    pub fn ingest_path(self, key: &str) -> String {
+        match self {
+            IntegrationFormat::Pagerduty => "/v2/enqueue".to_string(),
+            f => format!("/ingest/{}/{key}", f.as_str()),
+        }
+    }
+}
+
+/// Body of `POST /api/v1/integrations`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateIntegration {
+    pub name: String,
+    pub format: IntegrationFormat,
+}
+
+/// An alert source. Its key is shown only at creation and rotation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct IntegrationInfo {
+    pub id: String,
+    pub name: String,
+    pub format: IntegrationFormat,
+    /// First characters of the key, to recognise it.
+    pub key_prefix: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub rotated_at: Option<Timestamp>,
+}
+
+/// An integration with its key (creation and rotation only).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct IntegrationWithKey {
+    #[serde(flatten)]
+    pub info: IntegrationInfo,
+    pub key: String,
+    /// Path the sender posts to (PagerDuty: `/v2/enqueue` with `routing_key` = key).
+    pub ingest_path: String,
+}
+
+/// An alert as Klaxon keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AlertRecord {
+    pub id: i64,
+    pub integration_id: String,
+    pub dedup_key: String,
+    /// `firing` or `resolved`.
+    pub status: String,
+    pub acknowledged: bool,
+    /// The silence or maintenance window that suppressed it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed_by: Option<String>,
+    pub flapping: bool,
+    pub summary: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    #[schema(value_type = Vec<Object>)]
+    pub links: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+    #[schema(value_type = String, format = DateTime)]
+    pub starts_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub ends_at: Option<Timestamp>,
+    #[schema(value_type = String, format = DateTime)]
+    pub last_seen_at: Timestamp,
+    /// How many times the sender sent it (1 + repeats).
+    pub receive_count: u64,
+    /// Incidents it belongs to.
+    pub incidents: Vec<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+}
+
+/// What ingesting one alert did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AlertOutcome {
+    pub dedup_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_id: Option<i64>,
+    /// `created`, `repeated`, `refired`, `resolved`, `acknowledged`, `suppressed`, `flapping` or `ignored`.
+    pub result: String,
+    /// Incidents the alert opened or joined.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incidents: Vec<String>,
+}
+
+/// Body of `POST /api/v1/silences`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSilence {
+    /// Label matchers, e.g. `["alertname=DiskFull", "instance=~db-.*"]`.
+    pub matchers: Vec<String>,
+    /// Default: now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub starts_at: Option<Timestamp>,
+    /// Give `ends_at` or `duration`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub ends_at: Option<Timestamp>,
+    /// e.g. `2h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    #[serde(default)]
+    pub comment: String,
+    /// `silence` (default) or `maintenance`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }

@@ -59,8 +59,7 @@ impl From<DomainError> for ApiError {
         match e {
             DomainError::Invalid(f) => ApiError::invalid(&f.field, f.to_string()),
             e @ DomainError::InvalidTransition { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "invalid_transition", e.to_string())
-                    .field("status")
+                ApiError::new(StatusCode::CONFLICT, "invalid_transition", e.to_string()).field("status")
             }
             DomainError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
         }
@@ -73,6 +72,7 @@ impl From<StoreError> for ApiError {
             StoreError::Domain(d) => d.into(),
             StoreError::NotFound(id) => ApiError::not_found(format!("incident {id} not found")),
             StoreError::TokenNotFound(id) => ApiError::not_found(format!("token {id} not found")),
+            StoreError::NotFoundOf(what, id) => ApiError::not_found(format!("{what} {id} not found")),
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             other => {
                 tracing::error!(error = %other, "store error");

@@ -49,10 +49,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         match inner.classify() {
             serde_json::error::Category::Syntax
             | serde_json::error::Category::Eof
-            | serde_json::error::Category::Io => ApiError::bad_request(
-                "malformed_json",
-                format!("request body is not valid JSON: {msg}"),
-            ),
+            | serde_json::error::Category::Io => {
+                ApiError::bad_request("malformed_json", format!("request body is not valid JSON: {msg}"))
+            }
             serde_json::error::Category::Data => {
                 let field = field_of(&path, &msg);
                 ApiError::invalid(&field, format!("{field}: {msg}"))
@@ -113,10 +112,7 @@ impl Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
             return Ok(Caller {
                 name: "anonymous".into(),
@@ -144,6 +140,35 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// Query parameters: 400 naming the parameter when they cannot be read.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e| {
+                let text = e.body_text();
+                let field = text
+                    .find("unknown field `")
+                    .or_else(|| text.find("field `"))
+                    .and_then(|i| {
+                        let rest = &text[i..];
+                        let start = rest.find('`')? + 1;
+                        let end = rest[start..].find('`')?;
+                        Some(rest[start..start + end].to_string())
+                    });
+                let err = ApiError::bad_request("invalid_query", text.clone());
+                match field {
+                    Some(f) => err.field(f),
+                    None => err,
+                }
+            })
+    }
+}
+
 /// A caller allowed to work incidents (responder or admin); 401/403 otherwise,
 /// checked before the body is read.
 pub struct Responder(pub Caller);
@@ -154,10 +179,7 @@ pub struct Admin(pub Caller);
 impl FromRequestParts<AppState> for Responder {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let c = Caller::from_request_parts(parts, state).await?;
         c.require(TokenRole::Responder)?;
         Ok(Responder(c))
@@ -167,10 +189,7 @@ impl FromRequestParts<AppState> for Responder {
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let c = Caller::from_request_parts(parts, state).await?;
         c.require(TokenRole::Admin)?;
         Ok(Admin(c))
@@ -198,10 +217,7 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let e = parse_json::<Body>(br#"{"inner": {"percent": 1}}"#).unwrap_err();
-        assert_eq!(
-            (e.status.as_u16(), e.field.as_deref()),
-            (422, Some("title"))
-        );
+        assert_eq!((e.status.as_u16(), e.field.as_deref()), (422, Some("title")));
         let e = parse_json::<Body>(br#"{"title": 5}"#).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("title"));
         let e = parse_json::<Body>(br#"{"title": "x", "inner": {"percent": "lots"}}"#).unwrap_err();

@@ -2,19 +2,19 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, Uri};
+use axum::http::StatusCode;
 use klaxon_domain::decide::Command;
 use klaxon_domain::event::VerifyReport;
 use klaxon_domain::id::looks_like_id;
 use klaxon_domain::wire::{
-    AckRequest, DeclareIncident, ErrorBody, IncidentPage, IncidentPatch, IncidentQuery,
-    NoteRequest, ReopenRequest, RoleAssignment, SeverityChange, StatusChange, Timeline, TokenRole,
+    AckRequest, DeclareIncident, ErrorBody, IncidentPage, IncidentPatch, IncidentQuery, NoteRequest, ReopenRequest,
+    RoleAssignment, SeverityChange, StatusChange, Timeline, TokenRole,
 };
 use klaxon_domain::{Incident, Status};
 use klaxon_store::ListFilter;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Caller, Responder};
+use crate::extract::{ApiJson, ApiQuery, Caller, Responder};
 use crate::state::AppState;
 
 fn check_read(s: &AppState, caller: &Caller) -> ApiResult<()> {
@@ -75,12 +75,8 @@ pub async fn declare(
     Responder(caller): Responder,
     ApiJson(req): ApiJson<DeclareIncident>,
 ) -> ApiResult<(StatusCode, Json<Incident>)> {
-    let (inc, _) = s
-        .store
-        .declare(&req, &caller.name, s.clock.now(), &s.catalog)
-        .await?;
-    metrics::counter!("klaxon_incidents_declared_total", "severity" => inc.severity.clone())
-        .increment(1);
+    let (inc, _) = s.store.declare(&req, &caller.name, s.clock.now(), &s.catalog).await?;
+    metrics::counter!("klaxon_incidents_declared_total", "severity" => inc.severity.clone()).increment(1);
     tracing::info!(incident = %inc.id, severity = %inc.severity, "incident declared");
     Ok((StatusCode::CREATED, Json(inc)))
 }
@@ -95,9 +91,7 @@ fn time_param(field: &str, v: &Option<String>) -> ApiResult<Option<jiff::Timesta
             t.parse::<jiff::Timestamp>().map_err(|e| {
                 ApiError::invalid(
                     field,
-                    format!(
-                        "{field}: expected an RFC 3339 time such as 2026-11-23T10:00:00Z ({e})"
-                    ),
+                    format!("{field}: expected an RFC 3339 time such as 2026-11-23T10:00:00Z ({e})"),
                 )
             })
         })
@@ -110,10 +104,9 @@ fn time_param(field: &str, v: &Option<String>) -> ApiResult<Option<jiff::Timesta
 pub async fn list(
     State(s): State<AppState>,
     caller: Caller,
-    uri: Uri,
+    ApiQuery(q): ApiQuery<IncidentQuery>,
 ) -> ApiResult<Json<IncidentPage>> {
     check_read(&s, &caller)?;
-    let q: IncidentQuery = serde_urlencoded_query(&uri)?;
     let mut f = ListFilter {
         include_private: caller.is_authenticated(),
         limit: 50,
@@ -122,13 +115,10 @@ pub async fn list(
     if let Some(st) = &q.status {
         for part in split(st) {
             if part.eq_ignore_ascii_case("open") {
-                f.statuses
-                    .extend(Status::ALL.into_iter().filter(|s| s.is_open()));
+                f.statuses.extend(Status::ALL.into_iter().filter(|s| s.is_open()));
             } else {
-                f.statuses.push(
-                    part.parse()
-                        .map_err(|e: String| ApiError::invalid("status", e))?,
-                );
+                f.statuses
+                    .push(part.parse().map_err(|e: String| ApiError::invalid("status", e))?);
             }
         }
     }
@@ -158,18 +148,15 @@ pub async fn list(
     f.to = time_param("to", &q.to)?;
     if let Some(limit) = q.limit {
         if !(1..=500).contains(&limit) {
-            return Err(ApiError::invalid(
-                "limit",
-                "limit must be between 1 and 500",
-            ));
+            return Err(ApiError::invalid("limit", "limit must be between 1 and 500"));
         }
         f.limit = limit;
     }
     if let Some(c) = &q.cursor {
-        f.before_pk =
-            Some(c.parse().map_err(|_| {
-                ApiError::invalid("cursor", "cursor is not one this server issued")
-            })?);
+        f.before_pk = Some(
+            c.parse()
+                .map_err(|_| ApiError::invalid("cursor", "cursor is not one this server issued"))?,
+        );
     }
     let (items, next) = s.store.list(&f).await?;
     Ok(Json(IncidentPage {
@@ -178,31 +165,10 @@ pub async fn list(
     }))
 }
 
-fn serde_urlencoded_query<T: serde::de::DeserializeOwned>(uri: &Uri) -> ApiResult<T> {
-    axum::extract::Query::<T>::try_from_uri(uri)
-        .map(|q| q.0)
-        .map_err(|e| {
-            let text = e.body_text();
-            let field = text.find("unknown field `").and_then(|i| {
-                let rest = &text[i + 15..];
-                rest.find('`').map(|end| rest[..end].to_string())
-            });
-            let err = ApiError::bad_request("invalid_query", text.clone());
-            match field {
-                Some(f) => err.field(f),
-                None => err,
-            }
-        })
-}
-
 /// Read one incident.
 #[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents", params(("id" = String, Path, description = "Incident ID")),
     responses((status = 200, body = Incident), (status = 404, body = ErrorBody)))]
-pub async fn get(
-    State(s): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Incident>> {
+pub async fn get(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Incident>> {
     load(&s, &caller, &id).await.map(Json)
 }
 
@@ -338,11 +304,7 @@ pub async fn note(
 /// The incident's timeline, oldest first.
 #[utoipa::path(get, path = "/api/v1/incidents/{id}/timeline", tag = "incidents", params(("id" = String, Path, description = "Incident ID")),
     responses((status = 200, body = Timeline), (status = 404, body = ErrorBody)))]
-pub async fn timeline(
-    State(s): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Timeline>> {
+pub async fn timeline(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Timeline>> {
     load(&s, &caller, &id).await?;
     let events = s
         .store

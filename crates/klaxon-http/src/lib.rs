@@ -1,9 +1,11 @@
 //! Klaxon's HTTP surface: the REST API (`/api/v1`) with its OpenAPI
 //! document, health, readiness and metrics.
 
+mod alerting;
 mod error;
 mod extract;
 mod incidents;
+pub mod ingest;
 pub mod metrics;
 mod openapi;
 mod ops;
@@ -19,6 +21,7 @@ use axum::routing::{get, post, put};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
+pub use alerting::{check_route, silence_from};
 pub use error::ApiError;
 pub use extract::MAX_BODY;
 pub use openapi::ApiDoc;
@@ -33,10 +36,7 @@ pub fn router(state: AppState) -> Router {
     let _ = metrics::handle();
     let api = Router::new()
         .route("/incidents", post(incidents::declare).get(incidents::list))
-        .route(
-            "/incidents/{id}",
-            get(incidents::get).patch(incidents::patch),
-        )
+        .route("/incidents/{id}", get(incidents::get).patch(incidents::patch))
         .route("/incidents/{id}/status", post(incidents::status))
         .route("/incidents/{id}/ack", post(incidents::ack))
         .route("/incidents/{id}/reopen", post(incidents::reopen))
@@ -47,11 +47,35 @@ pub fn router(state: AppState) -> Router {
         .route("/incidents/{id}/timeline/verify", get(incidents::verify))
         .route("/tokens", post(tokens::create).get(tokens::list))
         .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
+        .route(
+            "/integrations",
+            post(alerting::create_integration).get(alerting::list_integrations),
+        )
+        .route(
+            "/integrations/{id}",
+            get(alerting::get_integration).delete(alerting::delete_integration),
+        )
+        .route("/integrations/{id}/rotate-key", post(alerting::rotate_key))
+        .route("/alerts", get(alerting::list_alerts))
+        .route("/alerts/{id}", get(alerting::get_alert))
+        .route("/alerts/{id}/ack", post(alerting::ack_alert))
+        .route("/alerts/{id}/resolve", post(alerting::resolve_alert))
+        .route("/silences", post(alerting::create_silence).get(alerting::list_silences))
+        .route("/silences/{id}", axum::routing::delete(alerting::expire_silence))
+        .route("/routes", get(alerting::list_routes))
+        .route(
+            "/routes/{name}",
+            put(alerting::put_route).delete(alerting::delete_route),
+        )
         .route("/severities", get(ops::severities))
         .route("/catalog", get(ops::catalog))
         .route("/openapi.json", get(openapi::document));
     Router::new()
         .nest("/api/v1", api)
+        .route("/ingest/alertmanager/{key}", post(ingest::alertmanager))
+        .route("/ingest/grafana/{key}", post(ingest::grafana))
+        .route("/ingest/generic/{key}", post(ingest::generic))
+        .route("/v2/enqueue", post(ingest::pagerduty))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -85,10 +109,7 @@ impl Application {
         self.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await

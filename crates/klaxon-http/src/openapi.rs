@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{incidents, ops, tokens};
+use crate::{alerting, incidents, ingest, ops, tokens};
 
 struct Bearer;
 
@@ -26,10 +26,15 @@ impl Modify for Bearer {
         incidents::declare, incidents::list, incidents::get, incidents::patch, incidents::status, incidents::ack,
         incidents::reopen, incidents::severity, incidents::role, incidents::note, incidents::timeline, incidents::verify,
         tokens::create, tokens::list, tokens::revoke,
+        ingest::alertmanager, ingest::grafana, ingest::generic, ingest::pagerduty,
+        alerting::create_integration, alerting::list_integrations, alerting::get_integration, alerting::rotate_key, alerting::delete_integration,
+        alerting::list_alerts, alerting::get_alert, alerting::ack_alert, alerting::resolve_alert,
+        alerting::create_silence, alerting::list_silences, alerting::expire_silence,
+        alerting::list_routes, alerting::put_route, alerting::delete_route,
         ops::severities, ops::catalog, ops::healthz, ops::readyz, ops::metrics,
     ),
     modifiers(&Bearer),
-    tags((name = "incidents"), (name = "tokens"), (name = "catalog"), (name = "operations"))
+    tags((name = "incidents"), (name = "ingest"), (name = "alerting"), (name = "tokens"), (name = "catalog"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

@@ -2,7 +2,9 @@ use std::sync::Arc;
 
 use klaxon_domain::Clock;
 use klaxon_domain::config::Catalog;
-use klaxon_store::Store;
+use klaxon_store::{IngestSettings, Ingestor, Store};
+
+use crate::ingest::{IngestLimiter, KeyCache};
 
 /// Access policy for reads.
 #[derive(Debug, Clone, Default)]
@@ -18,4 +20,33 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub catalog: Arc<Catalog>,
     pub auth: AuthSettings,
+    pub ingest: Arc<IngestSettings>,
+    pub ingestor: Ingestor,
+    pub keys: Arc<KeyCache>,
+    pub limiter: Arc<IngestLimiter>,
+}
+
+impl AppState {
+    /// Assemble the state and start the ingest writer.
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        catalog: Arc<Catalog>,
+        auth: AuthSettings,
+        ingest: IngestSettings,
+        rate: (u32, u32),
+    ) -> Self {
+        let ingest = Arc::new(ingest);
+        let ingestor = Ingestor::start(store.clone(), ingest.clone());
+        AppState {
+            store,
+            clock,
+            catalog,
+            auth,
+            ingest,
+            ingestor,
+            keys: Arc::new(KeyCache::default()),
+            limiter: Arc::new(IngestLimiter::new(rate.0, rate.1)),
+        }
+    }
 }

@@ -20,33 +20,18 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
     let name = b.name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            "name",
-            "name must be 1-100 printable characters",
-        ));
+        return Err(ApiError::invalid("name", "name must be 1-100 printable characters"));
     }
     let secret = new_secret();
-    let info = s
-        .store
-        .create_token(name, b.role, &secret, s.clock.now())
-        .await?;
+    let info = s.store.create_token(name, b.role, &secret, s.clock.now()).await?;
     tracing::info!(token = %info.id, name = %info.name, role = info.role.as_str(), by = %caller.name, "token created");
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedToken {
-            info,
-            token: secret,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(CreatedToken { info, token: secret })))
 }
 
 /// List tokens (never their secrets).
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])),
     responses((status = 200, body = Vec<TokenInfo>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn list(
-    State(s): State<AppState>,
-    Admin(_caller): Admin,
-) -> ApiResult<Json<Vec<TokenInfo>>> {
+pub async fn list(State(s): State<AppState>, Admin(_caller): Admin) -> ApiResult<Json<Vec<TokenInfo>>> {
     Ok(Json(s.store.list_tokens().await?))
 }
 

@@ -48,16 +48,18 @@ impl StoreOptions {
 
 fn migrations(backend: Backend) -> Migrator {
     let files: &[(i64, &str, &str)] = match backend {
-        Backend::Sqlite => &[(
-            1,
-            "incidents",
-            include_str!("../migrations/sqlite/0001_incidents.sql"),
-        )],
-        Backend::Postgres => &[(
-            1,
-            "incidents",
-            include_str!("../migrations/postgres/0001_incidents.sql"),
-        )],
+        Backend::Sqlite => &[
+            (1, "incidents", include_str!("../migrations/sqlite/0001_incidents.sql")),
+            (2, "alerts", include_str!("../migrations/sqlite/0002_alerts.sql")),
+        ],
+        Backend::Postgres => &[
+            (
+                1,
+                "incidents",
+                include_str!("../migrations/postgres/0001_incidents.sql"),
+            ),
+            (2, "alerts", include_str!("../migrations/postgres/0002_alerts.sql")),
+        ],
     };
     Migrator::with_migrations(
         files
@@ -104,10 +106,7 @@ fn sqlite_url(url: &str) -> Result<String, StoreError> {
 /// Pin the closure's signature to the higher-ranked one `after_connect` needs.
 fn hook<F>(f: F) -> F
 where
-    F: for<'c> Fn(
-        &'c mut AnyConnection,
-        sqlx::pool::PoolConnectionMetadata,
-    ) -> BoxFuture<'c, Result<(), sqlx::Error>>,
+    F: for<'c> Fn(&'c mut AnyConnection, sqlx::pool::PoolConnectionMetadata) -> BoxFuture<'c, Result<(), sqlx::Error>>,
 {
     f
 }
@@ -143,9 +142,7 @@ impl Store {
                 "sqlite synchronous must be FULL, NORMAL or EXTRA, not {sync:?}"
             )));
         }
-        let pragmas = format!(
-            "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync};"
-        );
+        let pragmas = format!("PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync};");
         let setup = |pragmas: String| {
             hook(move |conn, _meta| {
                 let pragmas = pragmas.clone();
@@ -163,9 +160,7 @@ impl Store {
             .after_connect(setup(pragmas.clone()))
             .connect(&sqlite)
             .await?;
-        sqlx::query("PRAGMA journal_mode = WAL")
-            .execute(&write)
-            .await?;
+        sqlx::query("PRAGMA journal_mode = WAL").execute(&write).await?;
         migrations(Backend::Sqlite).run(&write).await?;
         let read = if memory {
             write.clone()
@@ -202,22 +197,10 @@ mod tests {
 
     #[test]
     fn sqlite_urls_are_normalised() {
-        assert_eq!(
-            sqlite_url("sqlite:///tmp/k.db").unwrap(),
-            "sqlite:///tmp/k.db?mode=rwc"
-        );
-        assert_eq!(
-            sqlite_url("sqlite://klaxon.db").unwrap(),
-            "sqlite://klaxon.db?mode=rwc"
-        );
-        assert_eq!(
-            sqlite_url("sqlite:klaxon.db").unwrap(),
-            "sqlite://klaxon.db?mode=rwc"
-        );
-        assert_eq!(
-            sqlite_url("sqlite:k.db?mode=ro").unwrap(),
-            "sqlite://k.db?mode=ro"
-        );
+        assert_eq!(sqlite_url("sqlite:///tmp/k.db").unwrap(), "sqlite:///tmp/k.db?mode=rwc");
+        assert_eq!(sqlite_url("sqlite://klaxon.db").unwrap(), "sqlite://klaxon.db?mode=rwc");
+        assert_eq!(sqlite_url("sqlite:klaxon.db").unwrap(), "sqlite://klaxon.db?mode=rwc");
+        assert_eq!(sqlite_url("sqlite:k.db?mode=ro").unwrap(), "sqlite://k.db?mode=ro");
         assert!(sqlite_url("sqlite://").is_err());
     }
 }

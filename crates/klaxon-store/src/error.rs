@@ -7,6 +7,8 @@ pub enum StoreError {
     Domain(#[from] DomainError),
     #[error("incident {0} not found")]
     NotFound(String),
+    #[error("{0} {1} not found")]
+    NotFoundOf(&'static str, String),
     #[error("token {0} not found")]
     TokenNotFound(String),
     #[error("{0}")]

@@ -42,11 +42,7 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(format!("encoding: {e}")))
 }
 
-async fn insert_event(
-    tx: &mut Transaction<'_, Any>,
-    pk: i64,
-    e: &TimelineEvent,
-) -> Result<(), StoreError> {
+async fn insert_event(tx: &mut Transaction<'_, Any>, pk: i64, e: &TimelineEvent) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO incident_events (incident_pk, seq, at, actor, type, payload, prev_hash, hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -64,11 +60,7 @@ async fn insert_event(
     Ok(())
 }
 
-async fn write_services(
-    tx: &mut Transaction<'_, Any>,
-    pk: i64,
-    services: &[String],
-) -> Result<(), StoreError> {
+async fn write_services(tx: &mut Transaction<'_, Any>, pk: i64, services: &[String]) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM incident_services WHERE incident_pk = $1")
         .bind(pk)
         .execute(&mut **tx)
@@ -83,6 +75,156 @@ async fn write_services(
     Ok(())
 }
 
+/// Declare inside an open transaction. Returns the incident and its internal key.
+pub(crate) async fn declare_tx(
+    tx: &mut Transaction<'_, Any>,
+    draft: Incident,
+    actor: &str,
+    now: Timestamp,
+    cat: &Catalog,
+) -> Result<(Incident, i64, TimelineEvent), StoreError> {
+    let scope = cat.id_format.scope(now);
+    // The counter row is locked until commit: concurrent declares queue
+    // here, and a rolled-back declare gives its number back.
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO id_counters (scope, last) VALUES ($1, 1) \
+         ON CONFLICT (scope) DO UPDATE SET last = id_counters.last + 1 RETURNING last",
+    )
+    .bind(scope)
+    .fetch_one(&mut **tx)
+    .await?;
+    let id = cat.id_format.render(now, seq as u64);
+    let kind = decide::declared(draft, id.clone());
+    let ev = TimelineEvent::seal(&id, 1, now, actor, kind, GENESIS_HASH);
+    let inc = event::apply(None, &ev).ok_or_else(|| StoreError::Corrupt("declared event".into()))?;
+    let pk: i64 = sqlx::query_scalar(
+        "INSERT INTO incidents (id, title, severity, category, status, private, started_at, declared_at, updated_at, version, head_hash, body) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING pk",
+    )
+    .bind(inc.id.clone())
+    .bind(inc.title.clone())
+    .bind(inc.severity.clone())
+    .bind(inc.category.clone())
+    .bind(inc.status.as_str())
+    .bind(inc.private as i64)
+    .bind(ms(inc.started_at))
+    .bind(ms(inc.declared_at))
+    .bind(ms(inc.updated_at))
+    .bind(inc.version as i64)
+    .bind(ev.hash.clone())
+    .bind(to_json(&inc)?)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(d) if d.message().contains("incidents_id_key") || d.message().contains("incidents.id") => {
+            StoreError::Conflict(format!("incident ID {id} is already taken (was the id_format changed?)"))
+        }
+        _ => StoreError::Db(e),
+    })?;
+    write_services(tx, pk, &inc.services).await?;
+    insert_event(tx, pk, &ev).await?;
+    Ok((inc, pk, ev))
+}
+
+/// How a command finds its incident.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Target<'a> {
+    Id(&'a str),
+    Pk(i64),
+}
+
+/// Load an incident for update inside a transaction.
+pub(crate) async fn lock_incident(
+    tx: &mut Transaction<'_, Any>,
+    backend: crate::Backend,
+    target: Target<'_>,
+) -> Result<Option<(i64, String, Incident)>, StoreError> {
+    let lock = match backend {
+        crate::Backend::Postgres => " FOR UPDATE",
+        crate::Backend::Sqlite => "",
+    };
+    let q = match target {
+        Target::Id(id) => sqlx::query(AssertSqlSafe(format!(
+            "SELECT pk, head_hash, body FROM incidents WHERE id = $1{lock}"
+        )))
+        .bind(id.to_string()),
+        Target::Pk(pk) => sqlx::query(AssertSqlSafe(format!(
+            "SELECT pk, head_hash, body FROM incidents WHERE pk = $1{lock}"
+        )))
+        .bind(pk),
+    };
+    let Some(row) = q.fetch_optional(&mut **tx).await? else {
+        return Ok(None);
+    };
+    let pk: i64 = row.try_get("pk")?;
+    let head: String = row.try_get("head_hash")?;
+    let inc = parse_body(&row.try_get::<String, _>("body")?)?;
+    Ok(Some((pk, head, inc)))
+}
+
+/// Append already-decided events to a locked incident and update its projection.
+pub(crate) async fn append_tx(
+    tx: &mut Transaction<'_, Any>,
+    pk: i64,
+    mut head: String,
+    mut inc: Incident,
+    kinds: Vec<klaxon_domain::EventKind>,
+    actor: &str,
+    now: Timestamp,
+) -> Result<(Incident, Vec<TimelineEvent>), StoreError> {
+    if kinds.is_empty() {
+        return Ok((inc, vec![]));
+    }
+    let mut events = Vec::with_capacity(kinds.len());
+    for kind in kinds {
+        let ev = TimelineEvent::seal(&inc.id, inc.version + 1, now, actor, kind, &head);
+        inc = event::apply(Some(inc), &ev).ok_or_else(|| StoreError::Corrupt("apply".into()))?;
+        head = ev.hash.clone();
+        insert_event(tx, pk, &ev).await?;
+        events.push(ev);
+    }
+    if events.iter().any(|e| matches!(&e.kind, klaxon_domain::EventKind::FieldsChanged { changes } if changes.iter().any(|c| c.field == "services"))) {
+        write_services(tx, pk, &inc.services).await?;
+    }
+    sqlx::query(
+        "UPDATE incidents SET title = $1, severity = $2, category = $3, status = $4, private = $5, \
+         started_at = $6, updated_at = $7, version = $8, head_hash = $9, body = $10 WHERE pk = $11",
+    )
+    .bind(inc.title.clone())
+    .bind(inc.severity.clone())
+    .bind(inc.category.clone())
+    .bind(inc.status.as_str())
+    .bind(inc.private as i64)
+    .bind(ms(inc.started_at))
+    .bind(ms(inc.updated_at))
+    .bind(inc.version as i64)
+    .bind(head)
+    .bind(to_json(&inc)?)
+    .bind(pk)
+    .execute(&mut **tx)
+    .await?;
+    Ok((inc, events))
+}
+
+/// Run a command on a locked incident inside a transaction.
+pub(crate) async fn command_tx(
+    tx: &mut Transaction<'_, Any>,
+    backend: crate::Backend,
+    target: Target<'_>,
+    cmd: Command,
+    actor: &str,
+    now: Timestamp,
+    cat: &Catalog,
+) -> Result<(Incident, Vec<TimelineEvent>), StoreError> {
+    let not_found = || match target {
+        Target::Id(id) => StoreError::NotFound(id.to_string()),
+        Target::Pk(pk) => StoreError::NotFound(format!("#{pk}")),
+    };
+    let (pk, head, inc) = lock_incident(tx, backend, target).await?.ok_or_else(not_found)?;
+    let kinds = decide::decide(&inc, cmd, now, cat)?;
+    append_tx(tx, pk, head, inc, kinds, actor, now).await
+}
+
 impl Store {
     /// Declare an incident: allocate its ID (gap-free per scope), store it and
     /// its `declared` event, all in one transaction.
@@ -94,48 +236,8 @@ impl Store {
         cat: &Catalog,
     ) -> Result<(Incident, TimelineEvent), StoreError> {
         let draft = decide::validate_declaration(req, actor, now, cat)?;
-        let scope = cat.id_format.scope(now);
         let mut tx = self.write.begin().await?;
-        // The counter row is locked until commit: concurrent declares queue
-        // here, and a rolled-back declare gives its number back.
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO id_counters (scope, last) VALUES ($1, 1) \
-             ON CONFLICT (scope) DO UPDATE SET last = id_counters.last + 1 RETURNING last",
-        )
-        .bind(scope)
-        .fetch_one(&mut *tx)
-        .await?;
-        let id = cat.id_format.render(now, seq as u64);
-        let kind = decide::declared(draft, id.clone());
-        let ev = TimelineEvent::seal(&id, 1, now, actor, kind, GENESIS_HASH);
-        let inc =
-            event::apply(None, &ev).ok_or_else(|| StoreError::Corrupt("declared event".into()))?;
-        let pk: i64 = sqlx::query_scalar(
-            "INSERT INTO incidents (id, title, severity, category, status, private, started_at, declared_at, updated_at, version, head_hash, body) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING pk",
-        )
-        .bind(inc.id.clone())
-        .bind(inc.title.clone())
-        .bind(inc.severity.clone())
-        .bind(inc.category.clone())
-        .bind(inc.status.as_str())
-        .bind(inc.private as i64)
-        .bind(ms(inc.started_at))
-        .bind(ms(inc.declared_at))
-        .bind(ms(inc.updated_at))
-        .bind(inc.version as i64)
-        .bind(ev.hash.clone())
-        .bind(to_json(&inc)?)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.message().contains("incidents_id_key") || d.message().contains("incidents.id") => {
-                StoreError::Conflict(format!("incident ID {id} is already taken (was the id_format changed?)"))
-            }
-            _ => StoreError::Db(e),
-        })?;
-        write_services(&mut tx, pk, &inc.services).await?;
-        insert_event(&mut tx, pk, &ev).await?;
+        let (inc, _, ev) = declare_tx(&mut tx, draft, actor, now, cat).await?;
         tx.commit().await?;
         Ok((inc, ev))
     }
@@ -151,53 +253,11 @@ impl Store {
         cat: &Catalog,
     ) -> Result<(Incident, Vec<TimelineEvent>), StoreError> {
         let mut tx = self.write.begin().await?;
-        let sql = format!(
-            "SELECT pk, head_hash, body FROM incidents WHERE id = $1{}",
-            self.for_update()
-        );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
-        let pk: i64 = row.try_get("pk")?;
-        let mut head: String = row.try_get("head_hash")?;
-        let mut inc = parse_body(&row.try_get::<String, _>("body")?)?;
-        let kinds = decide::decide(&inc, cmd, now, cat)?;
-        if kinds.is_empty() {
-            return Ok((inc, vec![]));
+        let out = command_tx(&mut tx, self.backend, Target::Id(id), cmd, actor, now, cat).await?;
+        if !out.1.is_empty() {
+            tx.commit().await?;
         }
-        let mut events = Vec::with_capacity(kinds.len());
-        for kind in kinds {
-            let ev = TimelineEvent::seal(&inc.id, inc.version + 1, now, actor, kind, &head);
-            inc =
-                event::apply(Some(inc), &ev).ok_or_else(|| StoreError::Corrupt("apply".into()))?;
-            head = ev.hash.clone();
-            insert_event(&mut tx, pk, &ev).await?;
-            events.push(ev);
-        }
-        if events.iter().any(|e| matches!(&e.kind, klaxon_domain::EventKind::FieldsChanged { changes } if changes.iter().any(|c| c.field == "services"))) {
-            write_services(&mut tx, pk, &inc.services).await?;
-        }
-        sqlx::query(
-            "UPDATE incidents SET title = $1, severity = $2, category = $3, status = $4, private = $5, \
-             started_at = $6, updated_at = $7, version = $8, head_hash = $9, body = $10 WHERE pk = $11",
-        )
-        .bind(inc.title.clone())
-        .bind(inc.severity.clone())
-        .bind(inc.category.clone())
-        .bind(inc.status.as_str())
-        .bind(inc.private as i64)
-        .bind(ms(inc.started_at))
-        .bind(ms(inc.updated_at))
-        .bind(inc.version as i64)
-        .bind(head)
-        .bind(to_json(&inc)?)
-        .bind(pk)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok((inc, events))
+        Ok(out)
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Incident>, StoreError> {
@@ -260,10 +320,7 @@ impl Store {
             sql.push_str(" AND i.private = 0");
         }
         if let Some(pk) = f.before_pk {
-            sql.push_str(&format!(
-                " AND i.pk < {}",
-                push(&mut binds, BindValue::Int(pk))
-            ));
+            sql.push_str(&format!(" AND i.pk < {}", push(&mut binds, BindValue::Int(pk))));
         }
         let limit = f.limit.clamp(1, 500) as i64;
         sql.push_str(&format!(
@@ -284,11 +341,7 @@ impl Store {
             last_pk = Some(row.try_get::<i64, _>("pk")?);
             items.push(parse_body(&row.try_get::<String, _>("body")?)?);
         }
-        let next = if rows.len() as i64 > limit {
-            last_pk
-        } else {
-            None
-        };
+        let next = if rows.len() as i64 > limit { last_pk } else { None };
         Ok((items, next))
     }
 
@@ -329,9 +382,8 @@ impl Store {
             .into_iter()
             .map(|s| {
                 Ok(TimelineEvent {
-                    kind: serde_json::from_str(&s.kind_json).map_err(|e| {
-                        StoreError::Corrupt(format!("event {} of {id}: {e}", s.seq))
-                    })?,
+                    kind: serde_json::from_str(&s.kind_json)
+                        .map_err(|e| StoreError::Corrupt(format!("event {} of {id}: {e}", s.seq)))?,
                     incident_id: s.incident_id,
                     seq: s.seq,
                     at: s.at,

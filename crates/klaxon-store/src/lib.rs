@@ -5,16 +5,22 @@
 //! Every command runs in one transaction: events appended, projection
 //! updated, or nothing at all.
 
+mod alerts;
 mod clock;
 mod connect;
 mod error;
 mod incidents;
+mod ingest;
+mod integrations;
 mod tokens;
 
+pub use alerts::AlertFilter;
 pub use clock::SystemClock;
 pub use connect::{Backend, StoreOptions};
 pub use error::StoreError;
 pub use incidents::ListFilter;
+pub use ingest::{IngestSettings, Ingestor};
+pub use integrations::new_integration_key;
 pub use tokens::{TokenRecord, hash_secret, new_secret};
 
 use sqlx::AnyPool;
@@ -43,13 +49,5 @@ impl Store {
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
-    }
-
-    /// ` FOR UPDATE` on PostgreSQL; SQLite has a single writer already.
-    fn for_update(&self) -> &'static str {
-        match self.backend {
-            Backend::Postgres => " FOR UPDATE",
-            Backend::Sqlite => "",
-        }
     }
 }

@@ -94,9 +94,11 @@ impl Store {
     }
 
     pub async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, role, prefix, created_at, revoked_at FROM api_tokens ORDER BY created_at, id")
-            .fetch_all(&self.read)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, name, role, prefix, created_at, revoked_at FROM api_tokens ORDER BY created_at, id",
+        )
+        .fetch_all(&self.read)
+        .await?;
         rows.iter().map(info).collect()
     }
 
@@ -107,25 +109,20 @@ impl Store {
     }
 
     /// Revoke by token ID or by name. Revoking twice is harmless.
-    pub async fn revoke_token(
-        &self,
-        id_or_name: &str,
-        now: Timestamp,
-    ) -> Result<TokenInfo, StoreError> {
-        let res = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE (id = $2 OR name = $2) AND revoked_at IS NULL")
-            .bind(now.as_millisecond())
-            .bind(id_or_name.to_string())
-            .execute(&self.write)
-            .await?;
+    pub async fn revoke_token(&self, id_or_name: &str, now: Timestamp) -> Result<TokenInfo, StoreError> {
+        let res =
+            sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE (id = $2 OR name = $2) AND revoked_at IS NULL")
+                .bind(now.as_millisecond())
+                .bind(id_or_name.to_string())
+                .execute(&self.write)
+                .await?;
         let row = sqlx::query("SELECT id, name, role, prefix, created_at, revoked_at FROM api_tokens WHERE id = $1 OR name = $1 ORDER BY created_at DESC")
             .bind(id_or_name.to_string())
             .fetch_optional(&self.read)
             .await?;
         match row {
             Some(r) => info(&r),
-            None if res.rows_affected() == 0 => {
-                Err(StoreError::TokenNotFound(id_or_name.to_string()))
-            }
+            None if res.rows_affected() == 0 => Err(StoreError::TokenNotFound(id_or_name.to_string())),
             None => Err(StoreError::Corrupt("revoked token vanished".into())),
         }
     }

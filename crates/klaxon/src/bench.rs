@@ -10,7 +10,7 @@ use klaxon_client::Client;
 use klaxon_domain::wire::{DeclareIncident, TokenRole};
 use klaxon_domain::{Clock, config::Catalog};
 use klaxon_http::{AppState, Application, AuthSettings};
-use klaxon_store::{Store, StoreOptions, SystemClock, new_secret};
+use klaxon_store::{IngestSettings, Store, StoreOptions, SystemClock, new_secret};
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCmd {
@@ -45,12 +45,15 @@ async fn start_server(url: &str) -> anyhow::Result<(String, String)> {
     store
         .create_token("bench", TokenRole::Admin, &secret, clock.now())
         .await?;
-    let state = AppState {
+    let catalog = Arc::new(Catalog::default());
+    let state = AppState::new(
         store,
         clock,
-        catalog: Arc::new(Catalog::default()),
-        auth: AuthSettings::default(),
-    };
+        catalog.clone(),
+        AuthSettings::default(),
+        IngestSettings::new(catalog),
+        (0, 0),
+    );
     let app = Application::build(state, "127.0.0.1:0").await?;
     let base = format!("http://{}", app.local_addr()?);
     tokio::spawn(app.run_until_stopped(std::future::pending()));
@@ -70,9 +73,7 @@ pub async fn run(cmd: BenchCmd, url: &str, token: Option<String>) -> anyhow::Res
         }
         None => (url.to_string(), token),
     };
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(connections)
-        .build()?;
+    let http = reqwest::Client::builder().pool_max_idle_per_host(connections).build()?;
     let client = Client::with_http(&base, token, http);
     client.ready().await.context("the server is not ready")?;
     let deadline = Instant::now() + duration;
@@ -81,8 +82,7 @@ pub async fn run(cmd: BenchCmd, url: &str, token: Option<String>) -> anyhow::Res
     for worker in 0..connections {
         let client = client.clone();
         tasks.push(tokio::spawn(async move {
-            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| anyhow::anyhow!("{e}"))?;
             let mut errors = 0u64;
             let mut n = 0u64;
             while Instant::now() < deadline {
@@ -109,8 +109,7 @@ pub async fn run(cmd: BenchCmd, url: &str, token: Option<String>) -> anyhow::Res
             anyhow::Ok((hist, errors))
         }));
     }
-    let mut all =
-        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut all = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut errors = 0;
     for t in tasks {
         let (h, e) = t.await??;

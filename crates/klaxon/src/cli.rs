@@ -303,25 +303,16 @@ pub async fn incident(c: &Client, cmd: IncidentCmd, json: bool) -> anyhow::Resul
                 services: (!services.is_empty()).then_some(services),
                 impact: impact(users_affected, percent, user_impact),
                 workaround: workaround.map(Some),
-                labels: (!labels.is_empty())
-                    .then(|| labels.into_iter().collect::<BTreeMap<_, _>>()),
+                labels: (!labels.is_empty()).then(|| labels.into_iter().collect::<BTreeMap<_, _>>()),
                 private,
                 ..Default::default()
             };
             one(c.update(&id, &patch).await?)
         }
-        IncidentCmd::Status {
-            id,
-            status,
-            message,
-        } => one(c.set_status(&id, &status, message).await?),
+        IncidentCmd::Status { id, status, message } => one(c.set_status(&id, &status, message).await?),
         IncidentCmd::Ack { id, message } => one(c.ack(&id, message).await?),
         IncidentCmd::Reopen { id, status, reason } => one(c.reopen(&id, status, reason).await?),
-        IncidentCmd::Severity {
-            id,
-            severity,
-            reason,
-        } => one(c.set_severity(&id, &severity, reason).await?),
+        IncidentCmd::Severity { id, severity, reason } => one(c.set_severity(&id, &severity, reason).await?),
         IncidentCmd::Role {
             id,
             role,
@@ -351,10 +342,7 @@ pub async fn timeline(c: &Client, id: &str, verify: bool, json: bool) -> anyhow:
             );
         } else {
             match &report.first_broken {
-                Some(b) => println!(
-                    "{}: BROKEN at event #{}: {}",
-                    report.incident_id, b.seq, b.reason
-                ),
+                Some(b) => println!("{}: BROKEN at event #{}: {}", report.incident_id, b.seq, b.reason),
                 None => println!(
                     "{}: chain intact but the incident row differs from the replay of its events",
                     report.incident_id
@@ -384,10 +372,8 @@ pub fn config(cmd: ConfigCmd, json: bool) -> anyhow::Result<ExitCode> {
     match config::load(&path) {
         Ok(cfg) => {
             if json {
-                output::json(
-                    &serde_json::json!({"ok": true, "file": path.display().to_string(),
-                    "severities": cfg.catalog.severities.keys(), "id_format": cfg.catalog.id_format.template()}),
-                )?;
+                output::json(&serde_json::json!({"ok": true, "file": path.display().to_string(),
+                    "severities": cfg.catalog.severities.keys(), "id_format": cfg.catalog.id_format.template()}))?;
             } else {
                 println!(
                     "{}: OK (severities {}; default {}; {} categories, {} roles, {} services; IDs {})",

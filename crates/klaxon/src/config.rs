@@ -3,11 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
+use klaxon_domain::alert::{FlapPolicy, Matcher, Route, Silence};
 use klaxon_domain::config::{
     Catalog, Category, RoleDef, ServiceDef, default_categories, default_roles, default_severity_for,
 };
 use klaxon_domain::id::IdFormat;
 use klaxon_domain::severity::{SeverityLevel, SeverityScheme};
+use klaxon_domain::wire::IntegrationFormat;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -30,6 +32,68 @@ pub struct FileConfig {
     pub roles: Option<Vec<Spanned<RoleDef>>>,
     pub services: Option<Vec<Spanned<ServiceDef>>>,
     pub id_format: Option<Spanned<String>>,
+    #[serde(default)]
+    pub ingest: IngestConfig,
+    /// Alert sources with fixed keys (keys can also be created through the API).
+    pub integrations: Option<Vec<Spanned<IntegrationConfig>>>,
+    /// Alert routes, evaluated in order before the API's routes.
+    pub routes: Option<Vec<Spanned<Route>>>,
+    /// Settings of the route that catches what no other route matches.
+    pub default_route: Option<Spanned<Route>>,
+    /// Silences and maintenance windows kept in the file.
+    pub silences: Option<Vec<Spanned<SilenceConfig>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Events per second per integration; 0 disables the limit.
+    #[serde(default = "default_rate")]
+    pub rate_limit_per_second: u32,
+    #[serde(default = "default_burst")]
+    pub rate_limit_burst: u32,
+    #[serde(default)]
+    pub flapping: Option<FlapPolicy>,
+}
+
+fn default_rate() -> u32 {
+    20_000
+}
+
+fn default_burst() -> u32 {
+    40_000
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            rate_limit_per_second: default_rate(),
+            rate_limit_burst: default_burst(),
+            flapping: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationConfig {
+    pub name: String,
+    pub format: IntegrationFormat,
+    /// The ingest key senders use (at least 16 characters).
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceConfig {
+    pub id: String,
+    pub matchers: Vec<String>,
+    pub starts_at: jiff::Timestamp,
+    pub ends_at: jiff::Timestamp,
+    #[serde(default)]
+    pub comment: String,
+    #[serde(default)]
+    pub kind: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -72,6 +136,9 @@ pub struct Config {
     pub file: FileConfig,
     pub catalog: Catalog,
     pub path: Option<PathBuf>,
+    pub routes: Vec<Route>,
+    pub default_route: Option<Route>,
+    pub silences: Vec<Silence>,
 }
 
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -180,8 +247,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         .map(|v| v.iter().map(|c| c.value.clone()).collect())
         .unwrap_or_default();
     if let Some(f) = &fc.id_format {
-        cat.id_format =
-            IdFormat::parse(&f.value).map_err(|m| err(f.referenced.line(), "id_format", m))?;
+        cat.id_format = IdFormat::parse(&f.value).map_err(|m| err(f.referenced.line(), "id_format", m))?;
     }
     cat.validate().map_err(|(key, message)| {
         let idx = key
@@ -195,16 +261,8 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
                 .as_ref()
                 .and_then(|v| v.get(i))
                 .map(|s| s.referenced.line()),
-            (Some("roles"), Some(i)) => fc
-                .roles
-                .as_ref()
-                .and_then(|v| v.get(i))
-                .map(|s| s.referenced.line()),
-            (Some("services"), Some(i)) => fc
-                .services
-                .as_ref()
-                .and_then(|v| v.get(i))
-                .map(|s| s.referenced.line()),
+            (Some("roles"), Some(i)) => fc.roles.as_ref().and_then(|v| v.get(i)).map(|s| s.referenced.line()),
+            (Some("services"), Some(i)) => fc.services.as_ref().and_then(|v| v.get(i)).map(|s| s.referenced.line()),
             _ => None,
         };
         err(line.unwrap_or(0), &key, message)
@@ -218,10 +276,91 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             format!("{sync:?}: expected FULL, NORMAL or EXTRA"),
         ));
     }
+    let mut routes = Vec::new();
+    for (i, r) in fc.routes.iter().flatten().enumerate() {
+        klaxon_http::check_route(&r.value, &cat)
+            .map_err(|(k, m)| err(r.referenced.line(), &format!("routes[{i}].{k}"), m))?;
+        if routes.iter().any(|o: &Route| o.name == r.value.name) {
+            return Err(err(
+                r.referenced.line(),
+                &format!("routes[{i}].name"),
+                format!("route {:?} is defined twice", r.value.name),
+            ));
+        }
+        routes.push(r.value.clone());
+    }
+    let default_route = match &fc.default_route {
+        Some(r) => {
+            klaxon_http::check_route(&r.value, &cat)
+                .map_err(|(k, m)| err(r.referenced.line(), &format!("default_route.{k}"), m))?;
+            if !r.value.matchers.is_empty() {
+                return Err(err(
+                    r.referenced.line(),
+                    "default_route.matchers",
+                    "the default route matches everything; it takes no matchers".into(),
+                ));
+            }
+            Some(r.value.clone())
+        }
+        None => None,
+    };
+    for (i, integ) in fc.integrations.iter().flatten().enumerate() {
+        if integ.value.key.len() < 16 || integ.value.key.len() > 128 {
+            return Err(err(
+                integ.referenced.line(),
+                &format!("integrations[{i}].key"),
+                "an ingest key is 16-128 characters".into(),
+            ));
+        }
+        if !klaxon_domain::config::is_slug(&integ.value.name) {
+            return Err(err(
+                integ.referenced.line(),
+                &format!("integrations[{i}].name"),
+                "a name is 1-100 letters, digits, '-', '_', '.' or '/'".into(),
+            ));
+        }
+    }
+    let mut silences = Vec::new();
+    for (i, sc) in fc.silences.iter().flatten().enumerate() {
+        let line = sc.referenced.line();
+        let v = &sc.value;
+        let matchers = v
+            .matchers
+            .iter()
+            .map(|m| Matcher::parse(m))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|m| err(line, &format!("silences[{i}].matchers"), m))?;
+        if matchers.is_empty() {
+            return Err(err(
+                line,
+                &format!("silences[{i}].matchers"),
+                "a silence needs at least one matcher".into(),
+            ));
+        }
+        if v.ends_at <= v.starts_at {
+            return Err(err(
+                line,
+                &format!("silences[{i}].ends_at"),
+                "ends_at must be after starts_at".into(),
+            ));
+        }
+        silences.push(Silence {
+            id: v.id.clone(),
+            matchers,
+            starts_at: v.starts_at,
+            ends_at: v.ends_at,
+            created_by: "config".into(),
+            comment: v.comment.clone(),
+            kind: v.kind.clone().unwrap_or_else(|| "maintenance".into()),
+        });
+    }
     Ok(Config {
         file: fc,
         catalog: cat,
         path: None,
+        routes,
+        default_route,
+        silences,
     })
 }
 
@@ -236,15 +375,16 @@ mod tests {
     #[test]
     fn empty_file_gives_the_defaults() {
         let c = parse("", "k.yaml").unwrap();
-        assert_eq!(
-            c.catalog.severities.keys(),
-            vec!["SEV-1", "SEV-2", "SEV-3", "SEV-4"]
-        );
+        assert_eq!(c.catalog.severities.keys(), vec!["SEV-1", "SEV-2", "SEV-3", "SEV-4"]);
     }
 
     #[test]
     fn preset_and_custom_catalog() {
-        let c = parse("severities:\n  preset: p0-p3\nservices:\n  - key: api\n    name: API\nid_format: \"OPS-{yyyy}-{seq:4}\"\n", "k.yaml").unwrap();
+        let c = parse(
+            "severities:\n  preset: p0-p3\nservices:\n  - key: api\n    name: API\nid_format: \"OPS-{yyyy}-{seq:4}\"\n",
+            "k.yaml",
+        )
+        .unwrap();
         assert_eq!(c.catalog.severities.keys(), vec!["P0", "P1", "P2", "P3"]);
         assert_eq!(c.catalog.default_severity, "P2");
         assert_eq!(c.catalog.services[0].key, "api");
@@ -252,11 +392,7 @@ mod tests {
 
     #[test]
     fn errors_name_file_line_and_key() {
-        let e = parse(
-            "listen: 127.0.0.1:8080\nseverities:\n  preset: p9\n",
-            "k.yaml",
-        )
-        .unwrap_err();
+        let e = parse("listen: 127.0.0.1:8080\nseverities:\n  preset: p9\n", "k.yaml").unwrap_err();
         assert_eq!((e.line, e.key.as_str()), (3, "severities.preset"), "{e}");
         let e = parse("listen: x\nlisten_typo: 1\n", "k.yaml").unwrap_err();
         assert_eq!(e.line, 2, "{e}");

@@ -3,6 +3,7 @@
 
 mod bench;
 mod cli;
+mod cli_alerting;
 mod config;
 mod output;
 mod serve;
@@ -20,12 +21,7 @@ use clap::{Parser, Subcommand};
 )]
 pub struct Cli {
     /// Klaxon server to talk to.
-    #[arg(
-        long,
-        global = true,
-        env = "KLAXON_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
+    #[arg(long, global = true, env = "KLAXON_URL", default_value = "http://127.0.0.1:8080")]
     url: String,
     /// API token (Authorization: Bearer).
     #[arg(long, global = true, env = "KLAXON_TOKEN", hide_env_values = true)]
@@ -56,6 +52,18 @@ enum Command {
         #[arg(long)]
         verify: bool,
     },
+    /// Alert sources and their ingest keys.
+    #[command(subcommand)]
+    Integration(cli_alerting::IntegrationCmd),
+    /// Alerts received from monitoring.
+    #[command(subcommand)]
+    Alert(cli_alerting::AlertCmd),
+    /// Silences and maintenance windows.
+    #[command(subcommand)]
+    Silence(cli_alerting::SilenceCmd),
+    /// Alert routing rules.
+    #[command(subcommand)]
+    Route(Box<cli_alerting::RouteCmd>),
     /// Check configuration.
     #[command(subcommand)]
     Config(cli::ConfigCmd),
@@ -70,10 +78,7 @@ enum Command {
 fn main() -> ExitCode {
     klaxon_client::install_crypto_provider();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -99,6 +104,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cli::incident(&client()?, cli::IncidentCmd::Ack { id, message }, cli.json).await
         }
         Command::Timeline { id, verify } => cli::timeline(&client()?, &id, verify, cli.json).await,
+        Command::Integration(cmd) => cli_alerting::integration(&client()?, cmd, cli.json).await,
+        Command::Alert(cmd) => cli_alerting::alert(&client()?, cmd, cli.json).await,
+        Command::Silence(cmd) => cli_alerting::silence(&client()?, cmd, cli.json).await,
+        Command::Route(cmd) => cli_alerting::route(&client()?, *cmd, cli.json).await,
         Command::Config(cmd) => cli::config(cmd, cli.json),
         Command::Token(cmd) => cli::token(&client()?, cmd, cli.json).await,
         Command::Bench(cmd) => bench::run(cmd, &cli.url, cli.token.clone())

@@ -34,10 +34,7 @@ pub fn incidents(items: &[Incident]) {
             i.title.clone(),
             i.services.join(", "),
             time(Some(i.started_at)),
-            i.roles
-                .get("incident_commander")
-                .cloned()
-                .unwrap_or_else(|| "-".into()),
+            i.roles.get("incident_commander").cloned().unwrap_or_else(|| "-".into()),
         ]);
     }
     println!("{t}");
@@ -51,10 +48,7 @@ pub fn incident(i: &Incident) {
     row("id", i.id.clone());
     row("title", i.title.clone());
     row("severity", i.severity.clone());
-    row(
-        "status",
-        format!("{} ({})", i.status, i.status.public_word()),
-    );
+    row("status", format!("{} ({})", i.status, i.status.public_word()));
     row("category", i.category.clone().unwrap_or_else(|| "-".into()));
     row(
         "services",
@@ -116,41 +110,25 @@ pub fn incident(i: &Incident) {
 
 pub fn describe(kind: &EventKind) -> String {
     match kind {
-        EventKind::Declared { incident } => format!(
-            "declared {} {}: {}",
-            incident.severity, incident.id, incident.title
-        ),
-        EventKind::StatusChanged {
-            from, to, message, ..
-        } => {
+        EventKind::Declared { incident } => {
+            format!("declared {} {}: {}", incident.severity, incident.id, incident.title)
+        }
+        EventKind::StatusChanged { from, to, message, .. } => {
             format!(
                 "status {from} → {to}{}",
-                message
-                    .as_ref()
-                    .map(|m| format!(": {m}"))
-                    .unwrap_or_default()
+                message.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
             )
         }
-        EventKind::Reopened {
-            from, to, reason, ..
-        } => {
+        EventKind::Reopened { from, to, reason, .. } => {
             format!(
                 "reopened {from} → {to}{}",
-                reason
-                    .as_ref()
-                    .map(|m| format!(": {m}"))
-                    .unwrap_or_default()
+                reason.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
             )
         }
-        EventKind::SeverityChanged {
-            from, to, reason, ..
-        } => {
+        EventKind::SeverityChanged { from, to, reason, .. } => {
             format!(
                 "severity {from} → {to}{}",
-                reason
-                    .as_ref()
-                    .map(|m| format!(": {m}"))
-                    .unwrap_or_default()
+                reason.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
             )
         }
         EventKind::FieldsChanged { changes } => {
@@ -160,22 +138,36 @@ pub fn describe(kind: &EventKind) -> String {
                 .collect();
             format!("updated {}", list.join("; "))
         }
-        EventKind::RoleAssigned {
-            role,
-            before,
-            after,
-        } => match (before, after) {
+        EventKind::RoleAssigned { role, before, after } => match (before, after) {
             (_, Some(a)) => format!(
                 "{role} → {a}{}",
-                before
-                    .as_ref()
-                    .map(|b| format!(" (was {b})"))
-                    .unwrap_or_default()
+                before.as_ref().map(|b| format!(" (was {b})")).unwrap_or_default()
             ),
             (Some(b), None) => format!("{role} unassigned (was {b})"),
             (None, None) => format!("{role} unassigned"),
         },
         EventKind::NoteAdded { text } => format!("note: {text}"),
+        EventKind::AlertFired {
+            alert_id,
+            integration,
+            summary,
+            severity,
+            refired,
+            ..
+        } => format!(
+            "alert #{alert_id} {} from {integration}: {summary}{}",
+            if *refired { "fired again" } else { "fired" },
+            severity.as_ref().map(|s| format!(" ({s})")).unwrap_or_default()
+        ),
+        EventKind::AlertRepeated { alert_id, count, .. } => format!("alert #{alert_id} repeated ({count} received)"),
+        EventKind::AlertResolved { alert_id, .. } => format!("alert #{alert_id} resolved"),
+        EventKind::AlertFlapping { alert_id, flapping, .. } => {
+            if *flapping {
+                format!("alert #{alert_id} is flapping; it no longer changes the incident until stable")
+            } else {
+                format!("alert #{alert_id} is stable again")
+            }
+        }
     }
 }
 

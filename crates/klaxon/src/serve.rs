@@ -7,7 +7,7 @@ use anyhow::Context;
 use klaxon_domain::wire::TokenRole;
 use klaxon_domain::{Clock, config::Catalog};
 use klaxon_http::{AppState, Application, AuthSettings};
-use klaxon_store::{Store, StoreOptions, SystemClock, hash_secret, new_secret};
+use klaxon_store::{IngestSettings, Store, StoreOptions, SystemClock, hash_secret, new_secret};
 
 use crate::config;
 
@@ -36,6 +36,7 @@ pub struct Resolved {
     pub store: StoreOptions,
     pub catalog: Catalog,
     pub auth: AuthSettings,
+    pub config: config::Config,
 }
 
 pub fn resolve(args: &ServeArgs) -> anyhow::Result<Resolved> {
@@ -63,10 +64,11 @@ pub fn resolve(args: &ServeArgs) -> anyhow::Result<Resolved> {
     Ok(Resolved {
         listen,
         store,
-        catalog: cfg.catalog,
+        catalog: cfg.catalog.clone(),
         auth: AuthSettings {
             require_token_for_reads: cfg.file.auth.require_token_for_reads,
         },
+        config: cfg,
     })
 }
 
@@ -82,10 +84,7 @@ async fn bootstrap_admin(store: &Store, clock: &dyn Clock) -> anyhow::Result<()>
     {
         Some(secret) => {
             let secret = secret.trim();
-            anyhow::ensure!(
-                secret.len() >= 16,
-                "KLAXON_ADMIN_TOKEN must be at least 16 characters"
-            );
+            anyhow::ensure!(secret.len() >= 16, "KLAXON_ADMIN_TOKEN must be at least 16 characters");
             if store.find_token(&hash_secret(secret)).await?.is_none() {
                 store
                     .create_token("admin", TokenRole::Admin, secret, clock.now())
@@ -120,21 +119,34 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("opening database {}", redact(&r.store.url)))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     bootstrap_admin(&store, clock.as_ref()).await?;
-    let state = AppState {
-        store: store.clone(),
-        clock,
-        catalog: Arc::new(r.catalog),
-        auth: r.auth,
-    };
+    let catalog = Arc::new(r.catalog);
+    for i in r.config.file.integrations.iter().flatten() {
+        store
+            .ensure_integration(&i.value.name, i.value.format, &i.value.key, clock.now())
+            .await?;
+    }
+    for sil in &r.config.silences {
+        store.create_silence(sil, clock.now()).await?;
+    }
+    let mut ingest = IngestSettings::new(catalog.clone());
+    ingest.routes = r.config.routes.clone();
+    if let Some(d) = &r.config.default_route {
+        ingest.default_route = d.clone();
+    }
+    if let Some(f) = r.config.file.ingest.flapping {
+        ingest.flap = f;
+    }
+    let rate = (
+        r.config.file.ingest.rate_limit_per_second,
+        r.config.file.ingest.rate_limit_burst,
+    );
+    let state = AppState::new(store.clone(), clock, catalog, r.auth, ingest, rate);
     let app = Application::build(state, &r.listen)
         .await
         .with_context(|| format!("listening on {}", r.listen))?;
     let addr = app.local_addr()?;
     tracing::info!(%addr, database = store.backend().as_str(), "Klaxon is ready");
-    eprintln!(
-        "Klaxon listening on http://{addr} (database: {})",
-        redact(&r.store.url)
-    );
+    eprintln!("Klaxon listening on http://{addr} (database: {})", redact(&r.store.url));
     app.run_until_stopped(shutdown_signal()).await?;
     store.close().await;
     Ok(())
@@ -177,10 +189,7 @@ async fn shutdown_signal() {
 mod tests {
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(
-            super::redact("postgres://u:secret@h/db"),
-            "postgres://u:***@h/db"
-        );
+        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
         assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(super::redact("sqlite://klaxon.db"), "sqlite://klaxon.db");
     }

@@ -14,10 +14,7 @@ fn req() -> DeclareIncident {
 }
 
 both!(writes_need_a_valid_token, |app| {
-    assert_eq!(
-        app.anon.declare(&req()).await.unwrap_err().status(),
-        Some(401)
-    );
+    assert_eq!(app.anon.declare(&req()).await.unwrap_err().status(), Some(401));
     let (status, body) = app
         .raw(
             "POST",
@@ -26,31 +23,17 @@ both!(writes_need_a_valid_token, |app| {
             Some(b"{\"title\":\"x\"}".to_vec()),
         )
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (401, Some("unauthorized"))
-    );
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
     let (status, _) = app
-        .raw(
-            "POST",
-            "/api/v1/incidents",
-            None,
-            Some(b"not json at all".to_vec()),
-        )
+        .raw("POST", "/api/v1/incidents", None, Some(b"not json at all".to_vec()))
         .await;
     assert_eq!(status, 401, "authentication is checked before the body");
 
     let viewer = app.client_with_role(TokenRole::Viewer).await;
-    assert_eq!(
-        viewer.declare(&req()).await.unwrap_err().status(),
-        Some(403)
-    );
+    assert_eq!(viewer.declare(&req()).await.unwrap_err().status(), Some(403));
     let responder = app.client_with_role(TokenRole::Responder).await;
     let inc = responder.declare(&req()).await.unwrap();
-    assert_eq!(
-        inc.declared_by, "responder-user",
-        "the token's name is the actor"
-    );
+    assert_eq!(inc.declared_by, "responder-user", "the token's name is the actor");
     assert_eq!(viewer.incident(&inc.id).await.unwrap().id, inc.id);
     assert_eq!(
         responder.tokens().await.unwrap_err().status(),
@@ -75,10 +58,7 @@ both!(tokens_are_created_listed_and_revoked, |app| {
     let row = listed.iter().find(|t| t.name == "ci-bot").unwrap();
     assert_eq!(row.prefix, &created.token[..10]);
     let listed_json = serde_json::to_string(&listed).unwrap();
-    assert!(
-        !listed_json.contains(&created.token),
-        "secrets are never listed"
-    );
+    assert!(!listed_json.contains(&created.token), "secrets are never listed");
     let revoked = app.client.revoke_token("ci-bot").await.unwrap();
     assert!(revoked.revoked_at.is_some());
     assert_eq!(
@@ -86,14 +66,7 @@ both!(tokens_are_created_listed_and_revoked, |app| {
         Some(401),
         "a revoked token is refused"
     );
-    assert_eq!(
-        app.client
-            .revoke_token("nobody")
-            .await
-            .unwrap_err()
-            .status(),
-        Some(404)
-    );
+    assert_eq!(app.client.revoke_token("nobody").await.unwrap_err().status(), Some(404));
     let bad = app
         .client
         .create_token(&CreateToken {
@@ -116,11 +89,7 @@ async fn reads_can_require_a_token() {
     )
     .await;
     assert_eq!(
-        app.anon
-            .list(&IncidentQuery::default())
-            .await
-            .unwrap_err()
-            .status(),
+        app.anon.list(&IncidentQuery::default()).await.unwrap_err().status(),
         Some(401)
     );
     assert!(app.client.list(&IncidentQuery::default()).await.is_ok());

@@ -38,26 +38,14 @@ both!(declare_and_work_an_incident_through_its_lifecycle, |app| {
     assert_eq!(inc.status, Status::Triggered);
     assert_eq!(inc.declared_by, "admin");
     assert_eq!(inc.roles["incident_commander"], "alice");
-    assert_eq!(
-        inc.ack_deadline.unwrap().to_string(),
-        "2026-11-23T10:05:00Z"
-    );
-    assert_eq!(
-        inc.next_update_due.unwrap().to_string(),
-        "2026-11-23T10:15:00Z"
-    );
-    assert_eq!(
-        inc.resolution_deadline.unwrap().to_string(),
-        "2026-11-23T11:00:00Z"
-    );
+    assert_eq!(inc.ack_deadline.unwrap().to_string(), "2026-11-23T10:05:00Z");
+    assert_eq!(inc.next_update_due.unwrap().to_string(), "2026-11-23T10:15:00Z");
+    assert_eq!(inc.resolution_deadline.unwrap().to_string(), "2026-11-23T11:00:00Z");
 
     app.clock.advance(SignedDuration::from_mins(3));
     let acked = c.ack(&inc.id, Some("on it".into())).await.unwrap();
     assert_eq!(acked.status, Status::Acknowledged);
-    assert_eq!(
-        acked.acknowledged_at.unwrap().to_string(),
-        "2026-11-23T10:03:00Z"
-    );
+    assert_eq!(acked.acknowledged_at.unwrap().to_string(), "2026-11-23T10:03:00Z");
     // Acknowledging again is harmless and records nothing.
     let again = c.ack(&inc.id, None).await.unwrap();
     assert_eq!(again.version, acked.version);
@@ -84,10 +72,7 @@ both!(declare_and_work_an_incident_through_its_lifecycle, |app| {
         .await
         .unwrap();
     assert_eq!(tl.roles.len(), 2);
-    let cleared = c
-        .assign_role(&inc.id, "technical_lead", None)
-        .await
-        .unwrap();
+    let cleared = c.assign_role(&inc.id, "technical_lead", None).await.unwrap();
     assert!(!cleared.roles.contains_key("technical_lead"));
 
     let patched = c
@@ -106,24 +91,15 @@ both!(declare_and_work_an_incident_through_its_lifecycle, |app| {
 
     app.clock.advance(SignedDuration::from_mins(5));
     let mon = c.set_status(&inc.id, "monitoring", None).await.unwrap();
-    assert_eq!(
-        mon.mitigated_at.unwrap().to_string(),
-        "2026-11-23T10:15:00Z"
-    );
+    assert_eq!(mon.mitigated_at.unwrap().to_string(), "2026-11-23T10:15:00Z");
     let res = c
         .set_status(&inc.id, "resolved", Some("rolled back".into()))
         .await
         .unwrap();
     assert!(res.resolved_at.is_some());
-    assert!(
-        res.next_update_due.is_none(),
-        "nothing is due once resolved"
-    );
+    assert!(res.next_update_due.is_none(), "nothing is due once resolved");
 
-    let reopened = c
-        .reopen(&inc.id, None, Some("errors are back".into()))
-        .await
-        .unwrap();
+    let reopened = c.reopen(&inc.id, None, Some("errors are back".into())).await.unwrap();
     assert_eq!(reopened.status, Status::Investigating);
     assert_eq!(reopened.reopen_count, 1);
     assert!(reopened.resolved_at.is_none());
@@ -141,10 +117,7 @@ both!(declare_and_work_an_incident_through_its_lifecycle, |app| {
 
     let noted = c.note(&inc.id, "Rollback #2 started").await.unwrap();
     let fetched = c.incident(&inc.id).await.unwrap();
-    assert_eq!(
-        fetched, noted,
-        "GET returns the projection the command returned"
-    );
+    assert_eq!(fetched, noted, "GET returns the projection the command returned");
 
     let timeline = c.timeline(&inc.id).await.unwrap();
     let kinds: Vec<&str> = timeline.events.iter().map(|e| e.kind.type_name()).collect();
@@ -224,20 +197,11 @@ both!(list_filters_and_paginates, |app| {
         services: vec![svc.into()],
         ..Default::default()
     };
-    let a = c
-        .declare(&mk("a", "SEV-1", "availability", "api"))
-        .await
-        .unwrap();
+    let a = c.declare(&mk("a", "SEV-1", "availability", "api")).await.unwrap();
     app.clock.advance(SignedDuration::from_hours(1));
-    let b = c
-        .declare(&mk("b", "SEV-2", "performance", "db"))
-        .await
-        .unwrap();
+    let b = c.declare(&mk("b", "SEV-2", "performance", "db")).await.unwrap();
     app.clock.advance(SignedDuration::from_hours(1));
-    let cc = c
-        .declare(&mk("c", "SEV-2", "security", "api"))
-        .await
-        .unwrap();
+    let cc = c.declare(&mk("c", "SEV-2", "security", "api")).await.unwrap();
     c.set_status(&a.id, "resolved", None).await.unwrap();
     let private = c
         .declare(&DeclareIncident {
@@ -247,47 +211,30 @@ both!(list_filters_and_paginates, |app| {
         .await
         .unwrap();
 
-    let ids = |page: klaxon_domain::wire::IncidentPage| {
-        page.items.into_iter().map(|i| i.id).collect::<Vec<_>>()
-    };
+    let ids = |page: klaxon_domain::wire::IncidentPage| page.items.into_iter().map(|i| i.id).collect::<Vec<_>>();
     let q = |f: fn(&mut IncidentQuery)| {
         let mut q = IncidentQuery::default();
         f(&mut q);
         q
     };
     assert_eq!(
-        ids(c
-            .list(&q(|q| q.status = Some("open".into())))
-            .await
-            .unwrap()),
+        ids(c.list(&q(|q| q.status = Some("open".into()))).await.unwrap()),
         vec![private.id.clone(), cc.id.clone(), b.id.clone()]
     );
     assert_eq!(
-        ids(c
-            .list(&q(|q| q.status = Some("resolved".into())))
-            .await
-            .unwrap()),
+        ids(c.list(&q(|q| q.status = Some("resolved".into()))).await.unwrap()),
         vec![a.id.clone()]
     );
     assert_eq!(
-        ids(c
-            .list(&q(|q| q.severity = Some("P2".into())))
-            .await
-            .unwrap()),
+        ids(c.list(&q(|q| q.severity = Some("P2".into()))).await.unwrap()),
         vec![cc.id.clone(), b.id.clone()]
     );
     assert_eq!(
-        ids(c
-            .list(&q(|q| q.category = Some("performance".into())))
-            .await
-            .unwrap()),
+        ids(c.list(&q(|q| q.category = Some("performance".into()))).await.unwrap()),
         vec![b.id.clone()]
     );
     assert_eq!(
-        ids(c
-            .list(&q(|q| q.service = Some("api".into())))
-            .await
-            .unwrap()),
+        ids(c.list(&q(|q| q.service = Some("api".into()))).await.unwrap()),
         vec![cc.id.clone(), a.id.clone()]
     );
     assert_eq!(
@@ -303,10 +250,7 @@ both!(list_filters_and_paginates, |app| {
     // Anonymous readers never see private incidents.
     let anon = ids(app.anon.list(&IncidentQuery::default()).await.unwrap());
     assert!(!anon.contains(&private.id) && anon.len() == 3);
-    assert_eq!(
-        app.anon.incident(&private.id).await.unwrap_err().status(),
-        Some(404)
-    );
+    assert_eq!(app.anon.incident(&private.id).await.unwrap_err().status(), Some(404));
 
     // Cursor pagination walks every incident exactly once.
     let mut seen = Vec::new();
@@ -346,14 +290,8 @@ both!(severity_scheme_and_catalog_are_served, |app| {
 both!(health_readiness_metrics_and_openapi, |app| {
     assert_eq!(app.raw("GET", "/healthz", None, None).await.0, 200);
     let (status, body) = app.raw("GET", "/readyz", None, None).await;
-    assert_eq!(
-        (status, body["database"].as_str()),
-        (200, Some(app.backend))
-    );
-    app.client
-        .declare(&declare("metrics", "SEV-1"))
-        .await
-        .unwrap();
+    assert_eq!((status, body["database"].as_str()), (200, Some(app.backend)));
+    app.client.declare(&declare("metrics", "SEV-1")).await.unwrap();
     let (status, body) = app.raw("GET", "/metrics", None, None).await;
     assert_eq!(status, 200);
     let text = body.as_str().unwrap();

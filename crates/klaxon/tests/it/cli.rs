@@ -82,9 +82,7 @@ fn serve(cwd: &Path, db_url: Option<&str>, admin_token: Option<&str>, extra: &[&
 
 fn klaxon(url: &str, token: Option<&str>, args: &[&str]) -> (i32, String, String) {
     let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .env("KLAXON_URL", url)
-        .env_remove("KLAXON_TOKEN");
+    cmd.args(args).env("KLAXON_URL", url).env_remove("KLAXON_TOKEN");
     if let Some(t) = token {
         cmd.env("KLAXON_TOKEN", t);
     }
@@ -128,23 +126,10 @@ fn walkthrough(url: &str) {
         "{table}"
     );
     ok(&["ack", &id, "--message", "on it"]);
-    ok(&[
-        "incident",
-        "status",
-        &id,
-        "identified",
-        "--message",
-        "bad deploy",
-    ]);
+    ok(&["incident", "status", &id, "identified", "--message", "bad deploy"]);
     ok(&["incident", "role", &id, "scribe", "bob"]);
     ok(&["incident", "note", &id, "rolling back"]);
-    ok(&[
-        "incident",
-        "update",
-        &id,
-        "--workaround",
-        "use the EU endpoint",
-    ]);
+    ok(&["incident", "update", &id, "--workaround", "use the EU endpoint"]);
     let shown = ok(&["incident", "show", &id]);
     assert!(
         shown.contains("identified") && shown.contains("use the EU endpoint"),
@@ -156,10 +141,7 @@ fn walkthrough(url: &str) {
         "{tl}"
     );
     let verified = ok(&["timeline", &id, "--verify"]);
-    assert!(
-        verified.contains("timeline intact — 6 events"),
-        "{verified}"
-    );
+    assert!(verified.contains("timeline intact — 6 events"), "{verified}");
 
     let (code, _, err) = klaxon(url, Some(TOKEN), &["incident", "status", &id, "triggered"]);
     assert_ne!(code, 0);
@@ -216,10 +198,7 @@ fn cli_walkthrough_on_postgres() {
 fn first_start_creates_klaxon_db_in_wal_mode_and_prints_the_admin_token() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = serve(dir.path(), None, None, &[]);
-    assert!(
-        dir.path().join("klaxon.db").exists(),
-        "./klaxon.db is created"
-    );
+    assert!(dir.path().join("klaxon.db").exists(), "./klaxon.db is created");
     let line = server
         .stdout
         .lines()
@@ -248,7 +227,11 @@ fn first_start_creates_klaxon_db_in_wal_mode_and_prints_the_admin_token() {
 fn config_check_reports_file_line_and_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let good = dir.path().join("good.yaml");
-    std::fs::write(&good, "listen: 127.0.0.1:9090\nseverities:\n  preset: p0-p3\nservices:\n  - key: api\n    name: Public API\n").expect("write");
+    std::fs::write(
+        &good,
+        "listen: 127.0.0.1:9090\nseverities:\n  preset: p0-p3\nservices:\n  - key: api\n    name: Public API\n",
+    )
+    .expect("write");
     let (code, out, err) = klaxon(
         "http://unused",
         None,
@@ -263,11 +246,7 @@ fn config_check_reports_file_line_and_key() {
         "listen: 127.0.0.1:9090\ncategories:\n  - key: availability\n  - key: availability\n",
     )
     .expect("write");
-    let (code, _, err) = klaxon(
-        "http://unused",
-        None,
-        &["config", "check", bad.to_str().expect("path")],
-    );
+    let (code, _, err) = klaxon("http://unused", None, &["config", "check", bad.to_str().expect("path")]);
     assert_eq!(code, 1);
     assert!(err.contains("bad.yaml:4: categories[1].key"), "{err}");
 
@@ -279,10 +258,7 @@ fn config_check_reports_file_line_and_key() {
         &["config", "check", typo.to_str().expect("path")],
     );
     assert_eq!(code, 1);
-    assert!(
-        err.contains("typo.yaml:2") && err.contains("severity"),
-        "{err}"
-    );
+    assert!(err.contains("typo.yaml:2") && err.contains("severity"), "{err}");
 
     // A server refuses to start on a broken file.
     let out = Command::new(BIN)
@@ -318,15 +294,7 @@ fn serve_uses_the_config_file_catalog() {
     let (code, out, err) = klaxon(
         &server.url,
         Some(TOKEN),
-        &[
-            "incident",
-            "declare",
-            "--title",
-            "p0",
-            "--severity",
-            "P0",
-            "--json",
-        ],
+        &["incident", "declare", "--title", "p0", "--severity", "P0", "--json"],
     );
     assert_eq!(code, 0, "{err}");
     let inc: serde_json::Value = serde_json::from_str(&out).expect("json");

@@ -12,20 +12,13 @@ use klaxon_store::{Store, StoreOptions, new_secret};
 pub const ADMIN: &str = "kx_integration_admin_secret_0123456789";
 
 pub fn pg_admin_url() -> String {
-    std::env::var("KLAXON_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("KLAXON_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// A throwaway database: a SQLite file in a temp dir, or a fresh PostgreSQL database.
 pub enum TestDb {
-    Sqlite {
-        _dir: tempfile::TempDir,
-        url: String,
-    },
-    Postgres {
-        name: String,
-        url: String,
-    },
+    Sqlite { _dir: tempfile::TempDir, url: String },
+    Postgres { name: String, url: String },
 }
 
 impl TestDb {
@@ -40,9 +33,9 @@ impl TestDb {
                 use sqlx::Connection;
                 let admin = pg_admin_url();
                 let name = format!("klaxon_t_{}", &new_secret()[3..15]);
-                let mut conn = sqlx::PgConnection::connect(&admin)
-                    .await
-                    .unwrap_or_else(|e| panic!("PostgreSQL tests need a server at {admin} (set KLAXON_TEST_PG_URL): {e}"));
+                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+                    panic!("PostgreSQL tests need a server at {admin} (set KLAXON_TEST_PG_URL): {e}")
+                });
                 sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&mut conn)
                     .await
@@ -111,16 +104,10 @@ impl TestApp {
         Self::spawn_with(backend, Catalog::default(), AuthSettings::default()).await
     }
 
-    pub async fn spawn_with(
-        backend: &'static str,
-        catalog: Catalog,
-        auth: AuthSettings,
-    ) -> TestApp {
+    pub async fn spawn_with(backend: &'static str, catalog: Catalog, auth: AuthSettings) -> TestApp {
         klaxon_client::install_crypto_provider();
         let db = TestDb::new(backend).await;
-        let store = Store::connect(&StoreOptions::new(db.url()))
-            .await
-            .expect("store");
+        let store = Store::connect(&StoreOptions::new(db.url())).await.expect("store");
         let clock = Arc::new(ManualClock::new(t0()));
         store
             .create_token("admin", TokenRole::Admin, ADMIN, t0())
@@ -132,9 +119,7 @@ impl TestApp {
             catalog: Arc::new(catalog),
             auth,
         };
-        let app = Application::build(state, "127.0.0.1:0")
-            .await
-            .expect("bind");
+        let app = Application::build(state, "127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", app.local_addr().expect("addr"));
         tokio::spawn(app.run_until_stopped(std::future::pending()));
         TestApp {
@@ -152,12 +137,7 @@ impl TestApp {
     pub async fn client_with_role(&self, role: TokenRole) -> Client {
         let secret = new_secret();
         self.store
-            .create_token(
-                &format!("{role:?}-user").to_lowercase(),
-                role,
-                &secret,
-                t0(),
-            )
+            .create_token(&format!("{role:?}-user").to_lowercase(), role, &secret, t0())
             .await
             .expect("token");
         Client::new(&self.base, Some(secret)).expect("client")
@@ -172,10 +152,7 @@ impl TestApp {
         body: Option<Vec<u8>>,
     ) -> (u16, serde_json::Value) {
         let http = reqwest::Client::new();
-        let mut rb = http.request(
-            method.parse().expect("method"),
-            format!("{}{path}", self.base),
-        );
+        let mut rb = http.request(method.parse().expect("method"), format!("{}{path}", self.base));
         if let Some(t) = token {
             rb = rb.bearer_auth(t);
         }

@@ -36,18 +36,11 @@ both!(tampering_is_refused_and_detected, |app| {
     assert!(c.verify(&inc.id).await.unwrap().ok);
 
     // The database itself refuses to rewrite history.
-    let err = exec(
-        &app,
-        "UPDATE incident_events SET payload = 'x' WHERE seq = 3",
-    )
-    .await
-    .unwrap_err();
+    let err = exec(&app, "UPDATE incident_events SET payload = 'x' WHERE seq = 3")
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
-    assert!(
-        exec(&app, "DELETE FROM incident_events WHERE seq = 3")
-            .await
-            .is_err()
-    );
+    assert!(exec(&app, "DELETE FROM incident_events WHERE seq = 3").await.is_err());
 
     // Someone with superuser powers disables the guard and edits a note.
     let disable = if app.backend == "sqlite" {
@@ -56,7 +49,12 @@ both!(tampering_is_refused_and_detected, |app| {
         "ALTER TABLE incident_events DISABLE TRIGGER incident_events_append_only"
     };
     exec(&app, disable).await.unwrap();
-    exec(&app, "UPDATE incident_events SET payload = replace(payload, '203.0.113.7', '198.51.100.1') WHERE seq = 3").await.unwrap();
+    exec(
+        &app,
+        "UPDATE incident_events SET payload = replace(payload, '203.0.113.7', '198.51.100.1') WHERE seq = 3",
+    )
+    .await
+    .unwrap();
     let report = c.verify(&inc.id).await.unwrap();
     assert!(!report.ok);
     let broken = report.first_broken.expect("a broken link");
@@ -74,7 +72,15 @@ both!(the_incident_row_is_checked_against_its_events, |app| {
         .await
         .unwrap();
     c.ack(&inc.id, None).await.unwrap();
-    exec(&app, &format!("UPDATE incidents SET body = replace(body, '\"acknowledged\"', '\"resolved\"') WHERE id = '{}'", inc.id)).await.unwrap();
+    exec(
+        &app,
+        &format!(
+            "UPDATE incidents SET body = replace(body, '\"acknowledged\"', '\"resolved\"') WHERE id = '{}'",
+            inc.id
+        ),
+    )
+    .await
+    .unwrap();
     let report = c.verify(&inc.id).await.unwrap();
     assert!(report.first_broken.is_none(), "the chain itself is intact");
     assert!(!report.projection_matches && !report.ok);

@@ -1,0 +1,129 @@
+//! Reading alerts back.
+
+use jiff::Timestamp;
+use klaxon_domain::wire::AlertRecord;
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+
+use crate::{Store, StoreError};
+
+#[derive(Debug, Clone, Default)]
+pub struct AlertFilter {
+    /// `firing`, `resolved`, or `suppressed` (firing and silenced).
+    pub status: Option<String>,
+    pub integration_id: Option<String>,
+    pub incident_id: Option<String>,
+    pub before_pk: Option<i64>,
+    pub limit: u32,
+}
+
+fn ts(v: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_millisecond(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(r: &AnyRow, col: &str) -> Result<T, StoreError> {
+    let text: String = r.try_get(col)?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("alert {col}: {e}")))
+}
+
+const COLS: &str = "a.pk, a.integration_id, a.dedup_key, a.status, a.acknowledged, a.suppressed_by, a.flapping, a.summary, a.severity, a.source, \
+    a.labels, a.annotations, a.links, a.details, a.starts_at, a.ends_at, a.last_seen_at, a.receive_count, a.created_at, a.updated_at";
+
+impl Store {
+    async fn alert_from_row(&self, r: &AnyRow) -> Result<AlertRecord, StoreError> {
+        let pk: i64 = r.try_get("pk")?;
+        let incidents: Vec<String> = sqlx::query_scalar(
+            "SELECT i.id FROM incident_alerts ia JOIN incidents i ON i.pk = ia.incident_pk WHERE ia.alert_pk = $1 ORDER BY i.pk",
+        )
+        .bind(pk)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(AlertRecord {
+            id: pk,
+            integration_id: r.try_get("integration_id")?,
+            dedup_key: r.try_get("dedup_key")?,
+            status: r.try_get("status")?,
+            acknowledged: r.try_get::<i64, _>("acknowledged")? != 0,
+            suppressed_by: r.try_get("suppressed_by")?,
+            flapping: r.try_get::<i64, _>("flapping")? != 0,
+            summary: r.try_get("summary")?,
+            severity: r.try_get("severity")?,
+            source: r.try_get("source")?,
+            labels: parse(r, "labels")?,
+            annotations: parse(r, "annotations")?,
+            links: parse(r, "links")?,
+            details: parse(r, "details")?,
+            starts_at: ts(r.try_get("starts_at")?)?,
+            ends_at: r.try_get::<Option<i64>, _>("ends_at")?.map(ts).transpose()?,
+            last_seen_at: ts(r.try_get("last_seen_at")?)?,
+            receive_count: r.try_get::<i64, _>("receive_count")? as u64,
+            incidents,
+            created_at: ts(r.try_get("created_at")?)?,
+            updated_at: ts(r.try_get("updated_at")?)?,
+        })
+    }
+
+    pub async fn alert(&self, id: i64) -> Result<Option<AlertRecord>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {COLS} FROM alerts a WHERE a.pk = $1")))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        match row {
+            Some(r) => Ok(Some(self.alert_from_row(&r).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Newest first; returns the next cursor when there is more.
+    pub async fn alerts(&self, f: &AlertFilter) -> Result<(Vec<AlertRecord>, Option<i64>), StoreError> {
+        let mut sql = format!("SELECT {COLS} FROM alerts a WHERE 1 = 1");
+        let mut texts: Vec<String> = Vec::new();
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        match f.status.as_deref() {
+            Some("suppressed") => sql.push_str(" AND a.status = 'firing' AND a.suppressed_by IS NOT NULL"),
+            Some(s) => {
+                sql.push_str(&format!(" AND a.status = {}", next()));
+                texts.push(s.to_string());
+            }
+            None => {}
+        }
+        if let Some(i) = &f.integration_id {
+            sql.push_str(&format!(" AND a.integration_id = {}", next()));
+            texts.push(i.clone());
+        }
+        if let Some(i) = &f.incident_id {
+            sql.push_str(&format!(
+                " AND a.pk IN (SELECT ia.alert_pk FROM incident_alerts ia JOIN incidents i ON i.pk = ia.incident_pk WHERE i.id = {})",
+                next()
+            ));
+            texts.push(i.clone());
+        }
+        let before = next();
+        let lim = next();
+        sql.push_str(&format!(" AND a.pk < {before} ORDER BY a.pk DESC LIMIT {lim}"));
+        let limit = f.limit.clamp(1, 500) as i64;
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for t in texts {
+            q = q.bind(t);
+        }
+        let rows = q
+            .bind(f.before_pk.unwrap_or(i64::MAX))
+            .bind(limit + 1)
+            .fetch_all(&self.read)
+            .await?;
+        let mut items = Vec::new();
+        for r in rows.iter().take(limit as usize) {
+            items.push(self.alert_from_row(r).await?);
+        }
+        let cursor = if rows.len() as i64 > limit {
+            items.last().map(|a| a.id)
+        } else {
+            None
+        };
+        Ok((items, cursor))
+    }
+}
