@@ -259,7 +259,8 @@ pub fn apply(current: Option<Incident>, event: &TimelineEvent) -> Option<Inciden
             to, next_update_due, ..
         } => {
             inc.status = *to;
-            if *to >= Status::Acknowledged && inc.acknowledged_at.is_none() {
+            // Jumping straight to resolved (e.g. alerts auto-resolving) is not an acknowledgement.
+            if *to >= Status::Acknowledged && *to < Status::Resolved && inc.acknowledged_at.is_none() {
                 inc.acknowledged_at = Some(at);
             }
             if *to >= Status::Monitoring && inc.mitigated_at.is_none() {

@@ -388,6 +388,9 @@ async fn ingest_alert(
                 if p.suppressed_by.is_some() {
                     return Ok(outcome(a, Some(p.pk), "suppressed", vec![]));
                 }
+                if p.flapping && !ctx.settings.flap.stable(&p.changes, ctx.now) {
+                    return Ok(outcome(a, Some(p.pk), "flapping", vec![]));
+                }
                 let count = (p.receive_count + 1) as u64;
                 let mut ids = Vec::new();
                 for (ipk, _) in linked(tx, p.pk).await? {

@@ -103,6 +103,7 @@ pub enum SilenceCmd {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum RouteCmd {
     /// Routes in evaluation order.
     List,

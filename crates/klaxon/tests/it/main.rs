@@ -11,4 +11,5 @@ mod api_auth;
 mod api_incidents;
 mod api_input;
 mod cli;
+mod ingest;
 mod timeline;

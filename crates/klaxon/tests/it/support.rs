@@ -105,6 +105,17 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: &'static str, catalog: Catalog, auth: AuthSettings) -> TestApp {
+        Self::spawn_full(backend, catalog, auth, vec![], (0, 0)).await
+    }
+
+    /// With alert routes (after which the default route applies) and an ingest rate limit (0 = none).
+    pub async fn spawn_full(
+        backend: &'static str,
+        catalog: Catalog,
+        auth: AuthSettings,
+        routes: Vec<klaxon_domain::alert::Route>,
+        rate: (u32, u32),
+    ) -> TestApp {
         klaxon_client::install_crypto_provider();
         let db = TestDb::new(backend).await;
         let store = Store::connect(&StoreOptions::new(db.url())).await.expect("store");
@@ -113,12 +124,10 @@ impl TestApp {
             .create_token("admin", TokenRole::Admin, ADMIN, t0())
             .await
             .expect("token");
-        let state = AppState {
-            store: store.clone(),
-            clock: clock.clone(),
-            catalog: Arc::new(catalog),
-            auth,
-        };
+        let catalog = Arc::new(catalog);
+        let mut ingest = klaxon_store::IngestSettings::new(catalog.clone());
+        ingest.routes = routes;
+        let state = AppState::new(store.clone(), clock.clone(), catalog, auth, ingest, rate);
         let app = Application::build(state, "127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", app.local_addr().expect("addr"));
         tokio::spawn(app.run_until_stopped(std::future::pending()));

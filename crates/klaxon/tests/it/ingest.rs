@@ -1,0 +1,695 @@
+//! Alert ingestion through the real HTTP endpoints, on both backends.
+
+use jiff::SignedDuration;
+use klaxon_domain::Status;
+use klaxon_domain::alert::{AutoResolveAction, Matcher, Route};
+use klaxon_domain::wire::{CreateIntegration, CreateSilence, IncidentQuery, IntegrationFormat};
+use serde_json::{Value, json};
+
+use crate::both;
+use crate::support::{ADMIN, TestApp};
+
+async fn integration(app: &TestApp, name: &str, format: IntegrationFormat) -> String {
+    app.client
+        .create_integration(&CreateIntegration {
+            name: name.into(),
+            format,
+        })
+        .await
+        .unwrap()
+        .key
+}
+
+fn am_alert(fp: &str, status: &str, labels: Value) -> Value {
+    json!({"status": status, "labels": labels, "annotations": {"summary": format!("summary of {fp}")},
+           "startsAt": "2026-11-23T09:58:00Z", "endsAt": if status == "resolved" { "2026-11-23T10:01:00Z" } else { "0001-01-01T00:00:00Z" },
+           "generatorURL": "http://prometheus:9090/graph", "fingerprint": fp})
+}
+
+fn am_payload(group_key: &str, alerts: Vec<Value>) -> Vec<u8> {
+    json!({"version": "4", "groupKey": group_key, "truncatedAlerts": 0, "status": "firing", "receiver": "klaxon",
+           "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am:9093", "alerts": alerts})
+    .to_string()
+    .into_bytes()
+}
+
+async fn post(app: &TestApp, path: &str, body: Vec<u8>) -> (u16, Value) {
+    app.raw("POST", path, None, Some(body)).await
+}
+
+async fn incidents(app: &TestApp) -> Vec<klaxon_domain::Incident> {
+    app.client.list(&IncidentQuery::default()).await.unwrap().items
+}
+
+async fn kinds(app: &TestApp, id: &str) -> Vec<String> {
+    app.client
+        .timeline(id)
+        .await
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| e.kind.type_name().to_string())
+        .collect()
+}
+
+both!(alertmanager_groups_dedups_and_auto_resolves, |app| {
+    let key = integration(&app, "prometheus", IntegrationFormat::Alertmanager).await;
+    let path = format!("/ingest/alertmanager/{key}");
+    let labels =
+        |i: &str| json!({"alertname": "HighErrorRate", "severity": "critical", "service": "api", "instance": i});
+    let gk = "{}:{alertname=\"HighErrorRate\"}";
+    let (status, body) = post(
+        &app,
+        &path,
+        am_payload(
+            gk,
+            vec![
+                am_alert("fp-a", "firing", labels("a")),
+                am_alert("fp-b", "firing", labels("b")),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["alerts"][0]["result"], "created");
+    let list = incidents(&app).await;
+    assert_eq!(list.len(), 1, "two alerts of one group make one incident");
+    let inc = &list[0];
+    assert_eq!(inc.severity, "SEV-1", "severity=critical maps to SEV-1");
+    assert_eq!(inc.status, Status::Triggered);
+    assert_eq!(inc.services, vec!["api"]);
+    assert_eq!(inc.title, "summary of fp-a");
+    assert_eq!(
+        inc.detected_at.to_string(),
+        "2026-11-23T09:58:00Z",
+        "detected_at is the first alert's start"
+    );
+
+    // Alertmanager re-sends the group: repeats are counted, never a new incident.
+    for _ in 0..3 {
+        let (status, body) = post(
+            &app,
+            &path,
+            am_payload(gk, vec![am_alert("fp-a", "firing", labels("a"))]),
+        )
+        .await;
+        assert_eq!((status, body["alerts"][0]["result"].as_str()), (200, Some("repeated")));
+    }
+    let alerts = app.client.alerts(&[("incident", inc.id.clone())]).await.unwrap();
+    let a = alerts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["dedup_key"] == "fp-a")
+        .unwrap()
+        .clone();
+    assert_eq!(a["receive_count"], 4);
+    assert_eq!(incidents(&app).await.len(), 1);
+
+    // One resolves: the incident stays open. Both resolved: it resolves.
+    post(
+        &app,
+        &path,
+        am_payload(gk, vec![am_alert("fp-a", "resolved", labels("a"))]),
+    )
+    .await;
+    assert_eq!(app.client.incident(&inc.id).await.unwrap().status, Status::Triggered);
+    post(
+        &app,
+        &path,
+        am_payload(gk, vec![am_alert("fp-b", "resolved", labels("b"))]),
+    )
+    .await;
+    let resolved = app.client.incident(&inc.id).await.unwrap();
+    assert_eq!(resolved.status, Status::Resolved);
+    let k = kinds(&app, &inc.id).await;
+    assert_eq!(k.iter().filter(|k| *k == "alert_fired").count(), 2);
+    assert_eq!(k.iter().filter(|k| *k == "alert_repeated").count(), 3);
+    assert_eq!(k.iter().filter(|k| *k == "alert_resolved").count(), 2);
+    assert_eq!(k.last().unwrap(), "status_changed");
+    assert!(app.client.verify(&inc.id).await.unwrap().ok);
+
+    // Firing again within the reopen window reopens the same incident.
+    app.clock.advance(SignedDuration::from_mins(10));
+    let (_, body) = post(
+        &app,
+        &path,
+        am_payload(gk, vec![am_alert("fp-a", "firing", labels("a"))]),
+    )
+    .await;
+    assert_eq!(body["alerts"][0]["result"], "refired");
+    let reopened = app.client.incident(&inc.id).await.unwrap();
+    assert_eq!((reopened.status, reopened.reopen_count), (Status::Triggered, 1));
+    post(
+        &app,
+        &path,
+        am_payload(gk, vec![am_alert("fp-a", "resolved", labels("a"))]),
+    )
+    .await;
+
+    // After the window a new incident opens.
+    app.clock.advance(SignedDuration::from_hours(2));
+    post(
+        &app,
+        &path,
+        am_payload(gk, vec![am_alert("fp-a", "firing", labels("a"))]),
+    )
+    .await;
+    let list = incidents(&app).await;
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0].status, Status::Triggered);
+});
+
+both!(routes_choose_severity_service_grouping_and_auto_resolve, |app| {
+    let key = integration(&app, "prom", IntegrationFormat::Alertmanager).await;
+    let path = format!("/ingest/alertmanager/{key}");
+    let route = json!({"name": "databases", "matchers": ["team=db"], "severity": "SEV-2", "service": "postgres",
+        "category": "availability", "group_by": ["cluster"], "auto_resolve": "monitoring", "runbook": "db-failover"});
+    let (status, body) = app
+        .raw(
+            "PUT",
+            "/api/v1/routes/databases",
+            Some(ADMIN),
+            Some(route.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let db = |fp: &str, cluster: &str, alertname: &str, status: &str| {
+        am_alert(
+            fp,
+            status,
+            json!({"alertname": alertname, "team": "db", "cluster": cluster, "severity": "warning"}),
+        )
+    };
+    // Different alertnames, same cluster: one incident (group_by cluster), even across Alertmanager groups.
+    post(&app, &path, am_payload("g1", vec![db("d1", "eu", "PgDown", "firing")])).await;
+    post(
+        &app,
+        &path,
+        am_payload("g2", vec![db("d2", "eu", "PgReplicationLag", "firing")]),
+    )
+    .await;
+    post(&app, &path, am_payload("g3", vec![db("d3", "us", "PgDown", "firing")])).await;
+    let list = incidents(&app).await;
+    assert_eq!(list.len(), 2);
+    let eu = list
+        .iter()
+        .find(|i| i.labels.get("cluster").map(String::as_str) == Some("eu"))
+        .unwrap();
+    assert_eq!(
+        (eu.severity.as_str(), eu.services.clone(), eu.category.as_deref()),
+        ("SEV-2", vec!["postgres".to_string()], Some("availability"))
+    );
+    // auto_resolve: monitoring.
+    post(
+        &app,
+        &path,
+        am_payload(
+            "g1",
+            vec![
+                db("d1", "eu", "PgDown", "resolved"),
+                db("d2", "eu", "PgReplicationLag", "resolved"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(app.client.incident(&eu.id).await.unwrap().status, Status::Monitoring);
+
+    // Unmatched alerts take the default route; bad routes are refused naming the field.
+    let bad = json!({"name": "x", "matchers": ["team=~("]});
+    let (status, body) = app
+        .raw(
+            "PUT",
+            "/api/v1/routes/x",
+            Some(ADMIN),
+            Some(bad.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let bad = json!({"name": "x", "severity": "SEV-9"});
+    let (status, body) = app
+        .raw(
+            "PUT",
+            "/api/v1/routes/x",
+            Some(ADMIN),
+            Some(bad.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("severity")),
+        "{body}"
+    );
+    let routes = app.client.routes().await.unwrap();
+    assert_eq!(
+        routes.iter().map(|r| r["name"].as_str().unwrap()).collect::<Vec<_>>(),
+        vec!["databases", "default"]
+    );
+});
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continue_routes_open_an_incident_per_matching_route() {
+    let routes = vec![
+        Route {
+            name: "security".into(),
+            matchers: vec![Matcher::parse("category=security").unwrap()],
+            continue_matching: true,
+            category: Some("security".into()),
+            group_by: Some(vec!["alertname".into()]),
+            ..Route::default_route()
+        },
+        Route {
+            name: "platform".into(),
+            matchers: vec![],
+            auto_resolve: AutoResolveAction::Annotate,
+            group_by: Some(vec!["alertname".into()]),
+            ..Route::default_route()
+        },
+    ];
+    let app = TestApp::spawn_full("sqlite", Default::default(), Default::default(), routes, (0, 0)).await;
+    let key = integration(&app, "prom", IntegrationFormat::Alertmanager).await;
+    let path = format!("/ingest/alertmanager/{key}");
+    let (_, body) = post(
+        &app,
+        &path,
+        am_payload(
+            "g",
+            vec![am_alert(
+                "s1",
+                "firing",
+                json!({"alertname": "Intrusion", "category": "security"}),
+            )],
+        ),
+    )
+    .await;
+    assert_eq!(body["alerts"][0]["incidents"].as_array().unwrap().len(), 2, "{body}");
+    post(
+        &app,
+        &path,
+        am_payload(
+            "g",
+            vec![am_alert(
+                "s1",
+                "resolved",
+                json!({"alertname": "Intrusion", "category": "security"}),
+            )],
+        ),
+    )
+    .await;
+    let list = incidents(&app).await;
+    let sec = list.iter().find(|i| i.category.as_deref() == Some("security")).unwrap();
+    let other = list.iter().find(|i| i.category.is_none()).unwrap();
+    assert_eq!(sec.status, Status::Resolved);
+    assert_eq!(other.status, Status::Triggered, "auto_resolve: annotate only notes it");
+    assert_eq!(kinds(&app, &other.id).await.last().unwrap(), "note_added");
+}
+
+both!(silences_suppress_without_losing_alerts, |app| {
+    let key = integration(&app, "prom", IntegrationFormat::Alertmanager).await;
+    let path = format!("/ingest/alertmanager/{key}");
+    let sil = app
+        .client
+        .create_silence(&CreateSilence {
+            matchers: vec!["alertname=DiskFull".into()],
+            starts_at: None,
+            ends_at: None,
+            duration: Some("1h".into()),
+            comment: "disk swap".into(),
+            kind: Some("maintenance".into()),
+        })
+        .await
+        .unwrap();
+    let (_, body) = post(
+        &app,
+        &path,
+        am_payload("g", vec![am_alert("disk", "firing", json!({"alertname": "DiskFull"}))]),
+    )
+    .await;
+    assert_eq!(body["alerts"][0]["result"], "suppressed");
+    assert!(incidents(&app).await.is_empty(), "a silenced alert opens no incident");
+    let suppressed = app
+        .client
+        .alerts(&[("status", "suppressed".to_string())])
+        .await
+        .unwrap();
+    assert_eq!(
+        suppressed["items"][0]["suppressed_by"], sil["id"],
+        "stored and visible, never dropped"
+    );
+
+    // After the silence ends, the still-firing alert counts at its next repeat.
+    app.clock.advance(SignedDuration::from_mins(61));
+    let (_, body) = post(
+        &app,
+        &path,
+        am_payload("g", vec![am_alert("disk", "firing", json!({"alertname": "DiskFull"}))]),
+    )
+    .await;
+    assert_eq!(body["alerts"][0]["result"], "created");
+    assert_eq!(incidents(&app).await.len(), 1);
+
+    // Bad silences name the field.
+    let (status, body) = app
+        .raw(
+            "POST",
+            "/api/v1/silences",
+            Some(ADMIN),
+            Some(br#"{"matchers": [], "duration": "1h"}"#.to_vec()),
+        )
+        .await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("matchers")));
+    let (status, body) = app
+        .raw(
+            "POST",
+            "/api/v1/silences",
+            Some(ADMIN),
+            Some(br#"{"matchers": ["a=b"]}"#.to_vec()),
+        )
+        .await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("ends_at")));
+    let (status, body) = app
+        .raw(
+            "POST",
+            "/api/v1/silences",
+            Some(ADMIN),
+            Some(br#"{"matchers": ["a=b"], "duration": "soon"}"#.to_vec()),
+        )
+        .await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("duration")));
+    let expired = app.client.expire_silence(sil["id"].as_str().unwrap()).await.unwrap();
+    assert_eq!(expired["id"], sil["id"]);
+});
+
+both!(a_flapping_alert_stops_changing_the_incident_until_stable, |app| {
+    let key = integration(&app, "prom", IntegrationFormat::Alertmanager).await;
+    let path = format!("/ingest/alertmanager/{key}");
+    let l = json!({"alertname": "Flappy"});
+    post(&app, &path, am_payload("g", vec![am_alert("f", "firing", l.clone())])).await;
+    let id = incidents(&app).await[0].id.clone();
+    // Default policy: more than 6 changes in 30 minutes.
+    let mut last = Value::Null;
+    for i in 0..8 {
+        app.clock.advance(SignedDuration::from_secs(60));
+        let st = if i % 2 == 0 { "resolved" } else { "firing" };
+        last = post(&app, &path, am_payload("g", vec![am_alert("f", st, l.clone())]))
+            .await
+            .1;
+    }
+    assert_eq!(last["alerts"][0]["result"], "flapping", "{last}");
+    let k = kinds(&app, &id).await;
+    assert!(k.contains(&"alert_flapping".to_string()), "{k:?}");
+    let before = app.client.incident(&id).await.unwrap();
+    app.clock.advance(SignedDuration::from_secs(60));
+    post(&app, &path, am_payload("g", vec![am_alert("f", "firing", l.clone())])).await;
+    assert_eq!(
+        app.client.incident(&id).await.unwrap().version,
+        before.version,
+        "a flapping alert changes nothing"
+    );
+    // Quiet for longer than the window: stable again, and it counts.
+    app.clock.advance(SignedDuration::from_mins(31));
+    let (_, body) = post(&app, &path, am_payload("g", vec![am_alert("f", "resolved", l.clone())])).await;
+    assert_eq!(body["alerts"][0]["result"], "resolved", "{body}");
+    let after = app.client.incident(&id).await.unwrap();
+    assert_eq!(after.status, Status::Resolved);
+    let k = kinds(&app, &id).await;
+    assert_eq!(
+        k.iter().filter(|k| *k == "alert_flapping").count(),
+        2,
+        "started and stopped flapping: {k:?}"
+    );
+});
+
+/// PagerDuty's documented examples, byte for byte (routing key swapped for ours).
+const PD_TRIGGER: &str = r#"{
+  "payload": {
+    "summary": "DISK at 99% on machine prod-datapipe03.example.com",
+    "timestamp": "2015-07-17T08:42:58.315+0000",
+    "severity": "critical",
+    "source": "prod-datapipe03.example.com",
+    "component": "mysql",
+    "group": "prod-datapipe",
+    "class": "disk",
+    "custom_details": { "free space": "1%", "ping time": "1500ms", "load avg": 0.75 }
+  },
+  "routing_key": "e93facc04764012d7bfb002500d5d1a6",
+  "dedup_key": "srv01/mysql",
+  "event_action": "trigger",
+  "client": "Sample Monitoring Service",
+  "client_url": "https://monitoring.service.com",
+  "links": [ { "href": "http://pagerduty.example.com", "text": "An example link." } ],
+  "images": [ { "src": "https://chart.googleapis.com/chart?chs=600x400&chd=t:6,2,9,5,2,5,7,4,8,2,1&cht=lc&chds=a&chxt=y&chm=D,0033FF,0,0,5,1", "href": "https://google.com", "alt": "An example link with an image" } ]
+}"#;
+
+both!(pagerduty_events_v2_compatible, |app| {
+    let key = integration(&app, "datadog", IntegrationFormat::Pagerduty).await;
+    let trigger = PD_TRIGGER.replace("e93facc04764012d7bfb002500d5d1a6", &key);
+    let (status, body) = post(&app, "/v2/enqueue", trigger.clone().into_bytes()).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        body,
+        json!({"status": "success", "message": "Event processed", "dedup_key": "srv01/mysql"})
+    );
+    let list = incidents(&app).await;
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].severity, "SEV-1");
+    assert_eq!(list[0].title, "DISK at 99% on machine prod-datapipe03.example.com");
+    // A repeat trigger never pages again.
+    post(&app, "/v2/enqueue", trigger.into_bytes()).await;
+    assert_eq!(incidents(&app).await.len(), 1);
+
+    let ack = format!(r#"{{"routing_key":"{key}","dedup_key":"srv01/mysql","event_action":"acknowledge"}}"#);
+    let (status, _) = post(&app, "/v2/enqueue", ack.into_bytes()).await;
+    assert_eq!(status, 202);
+    assert_eq!(
+        app.client.incident(&list[0].id).await.unwrap().status,
+        Status::Acknowledged
+    );
+    let resolve = format!(r#"{{"routing_key":"{key}","dedup_key":"srv01/mysql","event_action":"resolve"}}"#);
+    let (status, _) = post(&app, "/v2/enqueue", resolve.clone().into_bytes()).await;
+    assert_eq!(status, 202);
+    assert_eq!(app.client.incident(&list[0].id).await.unwrap().status, Status::Resolved);
+    // After a resolve, acknowledge and resolve are dropped (still 202).
+    let (status, _) = post(&app, "/v2/enqueue", resolve.into_bytes()).await;
+    assert_eq!(status, 202);
+
+    // A trigger without dedup_key gets one generated.
+    let no_key = format!(
+        r#"{{"routing_key":"{key}","event_action":"trigger","payload":{{"summary":"s","source":"h","severity":"info"}}}}"#
+    );
+    let (_, body) = post(&app, "/v2/enqueue", no_key.into_bytes()).await;
+    assert_eq!(body["dedup_key"].as_str().unwrap().len(), 32);
+
+    // Errors in PagerDuty's format.
+    let (status, body) = post(
+        &app,
+        "/v2/enqueue",
+        format!(r#"{{"routing_key":"{key}","event_action":"trigger","payload":{{"summary":"s","severity":"fatal"}}}}"#)
+            .into_bytes(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (400, Some("invalid event")),
+        "{body}"
+    );
+    let errors = body["errors"].to_string();
+    assert!(
+        errors.contains("payload.source") && errors.contains("payload.severity"),
+        "{errors}"
+    );
+    let (status, body) = post(&app, "/v2/enqueue", b"{not json".to_vec()).await;
+    assert_eq!((status, body["status"].as_str()), (400, Some("invalid event")));
+    let (status, _) = post(&app, "/v2/enqueue", PD_TRIGGER.as_bytes().to_vec()).await;
+    assert_eq!(status, 404, "unknown routing key");
+});
+
+both!(grafana_and_generic_webhooks, |app| {
+    let gkey = integration(&app, "grafana", IntegrationFormat::Grafana).await;
+    let grafana = json!({"receiver": "My Super Webhook", "status": "firing", "orgId": 1, "version": "1", "groupKey": "{}:{alertname=\"High memory usage\"}",
+        "title": "[FIRING:1]", "state": "alerting", "message": "m", "truncatedAlerts": 0,
+        "alerts": [{"status": "firing", "labels": {"alertname": "High memory usage", "team": "blue", "zone": "us-1"},
+            "annotations": {"description": "The system has high memory usage", "runbook_url": "https://myrunbook.com/runbook/1234", "summary": "This alert was triggered for zone us-1"},
+            "startsAt": "2021-10-12T09:51:03.157076+02:00", "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "https://play.grafana.org/alerting/1afz29v7z/edit",
+            "fingerprint": "c6eadffa33fcdf37", "silenceURL": "https://play.grafana.org/alerting/silence/new", "dashboardURL": "", "panelURL": "", "values": {"B": 44.23943737541908, "C": 1}}]});
+    let (status, body) = post(
+        &app,
+        &format!("/ingest/grafana/{gkey}"),
+        grafana.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let inc = incidents(&app).await.remove(0);
+    assert_eq!(inc.title, "This alert was triggered for zone us-1");
+    assert_eq!(inc.description, "The system has high memory usage");
+    let alert = app
+        .client
+        .alert(&body["alerts"][0]["alert_id"].to_string())
+        .await
+        .unwrap();
+    assert!(alert.links.to_string().contains("myrunbook.com"), "{}", alert.links);
+
+    let key = integration(&app, "cron", IntegrationFormat::Generic).await;
+    let path = format!("/ingest/generic/{key}");
+    let (status, body) = post(
+        &app,
+        &path,
+        br#"{"title": "Backup failed", "severity": "error", "dedup_key": "backup", "labels": {"service": "backup"}}"#
+            .to_vec(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post(
+        &app,
+        &path,
+        br#"[{"title": "Backup failed", "status": "resolved", "dedup_key": "backup"}]"#.to_vec(),
+    )
+    .await;
+    assert_eq!((status, body["alerts"][0]["result"].as_str()), (200, Some("resolved")));
+    let list = incidents(&app).await;
+    let backup = list.iter().find(|i| i.title == "Backup failed").unwrap();
+    assert_eq!((backup.severity.as_str(), backup.status), ("SEV-2", Status::Resolved));
+
+    // Bad input names the field; nothing is stored.
+    for (body, field) in [
+        (r#"{"status": "firing"}"#, "title"),
+        (r#"{"title": "x", "status": "exploded"}"#, "status"),
+        (r#"{"title": "x", "labels": {"a": 1}}"#, "labels.a"),
+        (r#"[{"title": "ok"}, {"title": ""}]"#, "[1].title"),
+    ] {
+        let (status, resp) = post(&app, &path, body.as_bytes().to_vec()).await;
+        assert_eq!(
+            (status, resp["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{body} → {resp}"
+        );
+    }
+    let (status, _) = post(&app, &path, b"{oops".to_vec()).await;
+    assert_eq!(status, 400);
+    let (status, _) = post(&app, "/ingest/generic/not-a-key", br#"{"title": "x"}"#.to_vec()).await;
+    assert_eq!(status, 404);
+    let (status, resp) = post(&app, &format!("/ingest/alertmanager/{key}"), am_payload("g", vec![])).await;
+    assert_eq!(
+        (status, resp["error"]["field"].as_str()),
+        (422, Some("key")),
+        "a generic key on the Alertmanager endpoint"
+    );
+    let big = format!(r#"{{"title": "{}"}}"#, "x".repeat(1024 * 1024 + 1));
+    let (status, _) = post(&app, &path, big.into_bytes()).await;
+    assert_eq!(status, 413);
+    let (status, resp) = post(
+        &app,
+        &format!("/ingest/alertmanager/{gkey}"),
+        br#"{"alerts": [{"status": "firing", "startsAt": "yesterday"}]}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(status, 422, "{resp}");
+    assert_eq!(incidents(&app).await.len(), 2, "refused requests stored nothing");
+});
+
+both!(a_request_is_all_or_nothing_and_keys_rotate, |app| {
+    let created = app
+        .client
+        .create_integration(&CreateIntegration {
+            name: "prom".into(),
+            format: IntegrationFormat::Alertmanager,
+        })
+        .await
+        .unwrap();
+    let path = format!("/ingest/alertmanager/{}", created.key);
+    let (status, _) = post(
+        &app,
+        &path,
+        am_payload(
+            "g",
+            vec![
+                am_alert("ok", "firing", json!({"alertname": "A"})),
+                json!({"status": "firing", "startsAt": "garbage", "labels": {}}),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(
+        app.client.alerts(&[]).await.unwrap()["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let rotated = app.client.rotate_integration_key("prom").await.unwrap();
+    let (status, _) = post(
+        &app,
+        &path,
+        am_payload("g", vec![am_alert("ok", "firing", json!({"alertname": "A"}))]),
+    )
+    .await;
+    assert_eq!(status, 404, "the old key stops working");
+    let (status, _) = post(
+        &app,
+        &format!("/ingest/alertmanager/{}", rotated.key),
+        am_payload("g", vec![am_alert("ok", "firing", json!({"alertname": "A"}))]),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let listed = serde_json::to_string(&app.client.integrations().await.unwrap()).unwrap();
+    assert!(!listed.contains(&rotated.key), "keys are never listed");
+    assert_eq!(app.anon.integrations().await.unwrap_err().status(), Some(401));
+});
+
+both!(concurrent_senders_share_commits_and_lose_nothing, |app| {
+    let key = integration(&app, "prom", IntegrationFormat::Alertmanager).await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let base = app.base.clone();
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = am_payload(
+                "g",
+                vec![am_alert(
+                    &format!("c{i}"),
+                    "firing",
+                    json!({"alertname": "Burst", "i": i.to_string()}),
+                )],
+            );
+            reqwest::Client::new()
+                .post(format!("{base}/ingest/alertmanager/{key}"))
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    let list = incidents(&app).await;
+    assert_eq!(list.len(), 1, "one group, one incident");
+    let alerts = app.client.alerts(&[("limit", "500".into())]).await.unwrap();
+    assert_eq!(alerts["items"].as_array().unwrap().len(), 40);
+    assert_eq!(
+        kinds(&app, &list[0].id)
+            .await
+            .iter()
+            .filter(|k| *k == "alert_fired")
+            .count(),
+        40
+    );
+    assert!(app.client.verify(&list[0].id).await.unwrap().ok);
+});
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagerduty_rate_limit_answers_429() {
+    let app = TestApp::spawn_full("sqlite", Default::default(), Default::default(), vec![], (1, 2)).await;
+    let key = integration(&app, "pd", IntegrationFormat::Pagerduty).await;
+    let ev = format!(
+        r#"{{"routing_key":"{key}","event_action":"trigger","dedup_key":"x","payload":{{"summary":"s","source":"h","severity":"info"}}}}"#
+    );
+    let mut codes = Vec::new();
+    for _ in 0..5 {
+        codes.push(post(&app, "/v2/enqueue", ev.clone().into_bytes()).await.0);
+    }
+    assert_eq!(&codes[..2], &[202, 202]);
+    assert!(codes.contains(&429), "{codes:?}");
+}
