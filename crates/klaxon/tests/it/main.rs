@@ -7,6 +7,7 @@
 
 mod support;
 
+mod alertmanager;
 mod api_auth;
 mod api_incidents;
 mod api_input;
