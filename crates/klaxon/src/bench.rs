@@ -13,7 +13,34 @@ use klaxon_http::{AppState, Application, AuthSettings};
 use klaxon_store::{IngestSettings, Store, StoreOptions, SystemClock, new_secret};
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum BenchCmd {
+    /// Post alerts to the ingest endpoints with N connections; optionally the same load against Alertmanager.
+    #[command(
+        after_help = "Examples:\n  klaxon bench ingest --serve sqlite:///tmp/ingest.db --format alertmanager --batch 100 --connections 32 --duration 20s --compare-alertmanager\n  klaxon bench ingest --url http://127.0.0.1:8080 --token $KLAXON_TOKEN --format pagerduty --batch 1"
+    )]
+    Ingest {
+        #[arg(long, value_enum, default_value = "alertmanager")]
+        format: IngestFormat,
+        /// Alerts per request (Alertmanager format only; PagerDuty events are one per request).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        #[arg(long, default_value = "20s", value_parser = parse_duration)]
+        duration: Duration,
+        /// Start a Klaxon server in this process on this database instead of using --url.
+        #[arg(long)]
+        serve: Option<String>,
+        /// Alert names cycle over this many values (one incident group each).
+        #[arg(long, default_value_t = 50)]
+        groups: usize,
+        /// Also run the same load against Alertmanager's POST /api/v2/alerts and print the ratio.
+        #[arg(long)]
+        compare_alertmanager: bool,
+        #[arg(long, default_value = "prometheus-alertmanager")]
+        alertmanager_bin: String,
+    },
     /// Declare incidents through the HTTP API as fast as N clients can.
     #[command(
         after_help = "Examples:\n  klaxon bench declare --serve sqlite:///tmp/bench.db --connections 32 --duration 20s\n  klaxon bench declare --serve postgres://postgres@127.0.0.1/klaxon_bench\n  klaxon bench declare --url http://127.0.0.1:8080 --token $KLAXON_TOKEN"
@@ -36,7 +63,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// A server started for the benchmark, and a token for it.
-async fn start_server(url: &str) -> anyhow::Result<(String, String)> {
+pub async fn start_server(url: &str) -> anyhow::Result<(String, String)> {
     let store = Store::connect(&StoreOptions::new(url))
         .await
         .with_context(|| format!("opening {url}"))?;
@@ -61,11 +88,63 @@ async fn start_server(url: &str) -> anyhow::Result<(String, String)> {
 }
 
 pub async fn run(cmd: BenchCmd, url: &str, token: Option<String>) -> anyhow::Result<()> {
-    let BenchCmd::Declare {
-        connections,
-        duration,
-        serve,
-    } = cmd;
+    match cmd {
+        BenchCmd::Declare {
+            connections,
+            duration,
+            serve,
+        } => declare(connections, duration, serve, url, token).await,
+        BenchCmd::Ingest {
+            format,
+            batch,
+            connections,
+            duration,
+            serve,
+            groups,
+            compare_alertmanager,
+            alertmanager_bin,
+        } => {
+            let spec = LoadSpec {
+                format,
+                batch,
+                connections,
+                duration,
+                groups,
+            };
+            crate::bench_ingest::run(
+                spec,
+                serve,
+                url,
+                token,
+                compare_alertmanager.then_some(alertmanager_bin),
+            )
+            .await
+        }
+    }
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IngestFormat {
+    Alertmanager,
+    Pagerduty,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct LoadSpec {
+    pub format: IngestFormat,
+    pub batch: usize,
+    pub connections: usize,
+    pub duration: Duration,
+    pub groups: usize,
+}
+
+async fn declare(
+    connections: usize,
+    duration: Duration,
+    serve: Option<String>,
+    url: &str,
+    token: Option<String>,
+) -> anyhow::Result<()> {
     let (base, token) = match &serve {
         Some(db) => {
             let (b, t) = start_server(db).await?;

@@ -25,7 +25,11 @@ impl Drop for Alertmanager {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 fn start_alertmanager(webhook: &str) -> Alertmanager {
@@ -38,7 +42,10 @@ fn start_alertmanager(webhook: &str) -> Alertmanager {
     let port = free_port();
     let bin = std::env::var("KLAXON_ALERTMANAGER_BIN").unwrap_or_else(|_| "prometheus-alertmanager".into());
     let child = Command::new(&bin)
-        .arg(format!("--config.file={}", dir.path().join("alertmanager.yml").display()))
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("alertmanager.yml").display()
+        ))
         .arg(format!("--storage.path={}", dir.path().join("data").display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--cluster.listen-address=")
@@ -46,7 +53,11 @@ fn start_alertmanager(webhook: &str) -> Alertmanager {
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {bin} (apt-get install prometheus-alertmanager): {e}"));
-    Alertmanager { child, url: format!("http://127.0.0.1:{port}"), _dir: dir }
+    Alertmanager {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    }
 }
 
 /// Poll until `check` holds; Alertmanager works on its own schedule.
@@ -66,13 +77,26 @@ where
 }
 
 both!(real_alertmanager_opens_one_grouped_incident_then_resolves_it, |app| {
-    let integ = app.client.create_integration(&CreateIntegration { name: "alertmanager".into(), format: IntegrationFormat::Alertmanager }).await.unwrap();
+    let integ = app
+        .client
+        .create_integration(&CreateIntegration {
+            name: "alertmanager".into(),
+            format: IntegrationFormat::Alertmanager,
+        })
+        .await
+        .unwrap();
     let am = start_alertmanager(&format!("{}{}", app.base, integ.ingest_path));
     let http = reqwest::Client::new();
     eventually("alertmanager to start", || {
         let http = http.clone();
         let url = format!("{}/-/ready", am.url);
-        async move { http.get(url).send().await.map(|r| r.status().is_success()).unwrap_or(false) }
+        async move {
+            http.get(url)
+                .send()
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false)
+        }
     })
     .await;
     #[allow(clippy::disallowed_methods)]
@@ -86,7 +110,12 @@ both!(real_alertmanager_opens_one_grouped_incident_then_resolves_it, |app| {
         ])
     };
     let later = now.checked_add(jiff::SignedDuration::from_hours(1)).unwrap();
-    let r = http.post(format!("{}/api/v2/alerts", am.url)).json(&alerts(later)).send().await.unwrap();
+    let r = http
+        .post(format!("{}/api/v2/alerts", am.url))
+        .json(&alerts(later))
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
 
     let client = app.client.clone();
@@ -95,7 +124,13 @@ both!(real_alertmanager_opens_one_grouped_incident_then_resolves_it, |app| {
         async move {
             let page = client.list(&IncidentQuery::default()).await.unwrap();
             match page.items.first() {
-                Some(i) => client.alerts(&[("incident", i.id.clone())]).await.unwrap()["items"].as_array().unwrap().len() == 2,
+                Some(i) => {
+                    client.alerts(&[("incident", i.id.clone())]).await.unwrap()["items"]
+                        .as_array()
+                        .unwrap()
+                        .len()
+                        == 2
+                }
                 None => false,
             }
         }
@@ -109,7 +144,12 @@ both!(real_alertmanager_opens_one_grouped_incident_then_resolves_it, |app| {
     // Resolve them at Alertmanager; it tells Klaxon, which resolves the incident.
     #[allow(clippy::disallowed_methods)]
     let past = jiff::Timestamp::now();
-    let r = http.post(format!("{}/api/v2/alerts", am.url)).json(&alerts(past)).send().await.unwrap();
+    let r = http
+        .post(format!("{}/api/v2/alerts", am.url))
+        .json(&alerts(past))
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_success());
     let id = inc.id.clone();
     eventually("the incident to resolve", || {

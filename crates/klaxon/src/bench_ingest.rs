@@ -1,0 +1,306 @@
+//! `klaxon bench ingest`: alerts per second through the durable ingest path,
+//! side by side with Alertmanager's in-memory `POST /api/v2/alerts`.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use hdrhistogram::Histogram;
+use klaxon_client::Client;
+use klaxon_domain::wire::{CreateIntegration, IntegrationFormat};
+use serde_json::{Value, json};
+
+use crate::bench::{IngestFormat, LoadSpec, start_server};
+
+/// Where the load goes and how each request body is made.
+#[derive(Clone)]
+enum Target {
+    Klaxon {
+        url: String,
+        key: String,
+        format: IngestFormat,
+    },
+    Alertmanager {
+        url: String,
+    },
+}
+
+struct Result {
+    alerts: u64,
+    requests: u64,
+    errors: u64,
+    secs: f64,
+    hist: Histogram<u64>,
+}
+
+fn body(target: &Target, spec: &LoadSpec, seq: &AtomicU64, started: &str) -> Vec<u8> {
+    let alert = |n: u64| {
+        let name = format!("BenchAlert{}", n % spec.groups.max(1) as u64);
+        (
+            json!({"alertname": name, "severity": "warning", "instance": format!("host-{n}"), "job": "bench"}),
+            format!("bench-{n:016x}"),
+        )
+    };
+    match target {
+        Target::Klaxon {
+            format: IngestFormat::Pagerduty,
+            key,
+            ..
+        } => {
+            let n = seq.fetch_add(1, Ordering::Relaxed);
+            let (labels, fp) = alert(n);
+            json!({"routing_key": key, "event_action": "trigger", "dedup_key": fp,
+                   "payload": {"summary": format!("{} on {}", labels["alertname"].as_str().unwrap_or(""), labels["instance"].as_str().unwrap_or("")),
+                               "source": labels["instance"], "severity": "warning", "component": "bench"}})
+            .to_string()
+            .into_bytes()
+        }
+        Target::Klaxon {
+            format: IngestFormat::Alertmanager,
+            ..
+        } => {
+            let alerts: Vec<Value> = (0..spec.batch)
+                .map(|_| {
+                    let n = seq.fetch_add(1, Ordering::Relaxed);
+                    let (labels, fp) = alert(n);
+                    json!({"status": "firing", "labels": labels, "annotations": {"summary": "benchmark alert"},
+                           "startsAt": started, "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://bench", "fingerprint": fp})
+                })
+                .collect();
+            json!({"version": "4", "status": "firing", "receiver": "klaxon", "groupKey": "{}:{job=\"bench\"}", "truncatedAlerts": 0,
+                   "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://bench", "alerts": alerts})
+            .to_string()
+            .into_bytes()
+        }
+        Target::Alertmanager { .. } => {
+            let n_alerts = if spec.format == IngestFormat::Pagerduty {
+                1
+            } else {
+                spec.batch
+            };
+            let alerts: Vec<Value> = (0..n_alerts)
+                .map(|_| {
+                    let n = seq.fetch_add(1, Ordering::Relaxed);
+                    let (labels, _) = alert(n);
+                    json!({"labels": labels, "annotations": {"summary": "benchmark alert"}, "startsAt": started, "generatorURL": "http://bench"})
+                })
+                .collect();
+            Value::Array(alerts).to_string().into_bytes()
+        }
+    }
+}
+
+async fn load(target: Target, spec: LoadSpec) -> anyhow::Result<Result> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(spec.connections)
+        .build()?;
+    let url = match &target {
+        Target::Klaxon {
+            url,
+            key,
+            format: IngestFormat::Alertmanager,
+        } => format!("{url}/ingest/alertmanager/{key}"),
+        Target::Klaxon {
+            url,
+            format: IngestFormat::Pagerduty,
+            ..
+        } => format!("{url}/v2/enqueue"),
+        Target::Alertmanager { url } => format!("{url}/api/v2/alerts"),
+    };
+    let per_request = if spec.format == IngestFormat::Pagerduty {
+        1
+    } else {
+        spec.batch
+    } as u64;
+    let seq = Arc::new(AtomicU64::new(0));
+    #[allow(clippy::disallowed_methods)]
+    let started_at = jiff::Timestamp::now().to_string();
+    let started = Instant::now();
+    let deadline = started + spec.duration;
+    let mut tasks = Vec::new();
+    for _ in 0..spec.connections {
+        let (http, url, target, seq, started_at) = (
+            http.clone(),
+            url.clone(),
+            target.clone(),
+            seq.clone(),
+            started_at.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (mut ok, mut errors) = (0u64, 0u64);
+            while Instant::now() < deadline {
+                let b = body(&target, &spec, &seq, &started_at);
+                let t0 = Instant::now();
+                match http
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(b)
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        hist.record(t0.elapsed().as_micros().max(1) as u64)
+                            .map_err(|e| anyhow::anyhow!("{e}"))?;
+                        ok += 1;
+                    }
+                    Ok(r) => {
+                        errors += 1;
+                        if errors == 1 {
+                            eprintln!("{}: {}", r.status(), r.text().await.unwrap_or_default());
+                        }
+                    }
+                    Err(e) => {
+                        errors += 1;
+                        if errors == 1 {
+                            eprintln!("{e}");
+                        }
+                    }
+                }
+            }
+            anyhow::Ok((hist, ok, errors))
+        }));
+    }
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (mut requests, mut errors) = (0, 0);
+    for t in tasks {
+        let (h, ok, e) = t.await??;
+        hist.add(h).map_err(|e| anyhow::anyhow!("{e}"))?;
+        requests += ok;
+        errors += e;
+    }
+    Ok(Result {
+        alerts: requests * per_request,
+        requests,
+        errors,
+        secs: started.elapsed().as_secs_f64(),
+        hist,
+    })
+}
+
+fn report(name: &str, spec: &LoadSpec, r: &Result) -> f64 {
+    let ms = |q: f64| r.hist.value_at_quantile(q) as f64 / 1000.0;
+    let rate = r.alerts as f64 / r.secs;
+    println!(
+        "{name:<28} format={:?} batch={} connections={} duration={:.1}s alerts={} requests={} errors={} rate={:.0} alerts/s p50={:.2}ms p99={:.2}ms",
+        spec.format,
+        if spec.format == IngestFormat::Pagerduty {
+            1
+        } else {
+            spec.batch
+        },
+        spec.connections,
+        r.secs,
+        r.alerts,
+        r.requests,
+        r.errors,
+        rate,
+        ms(0.5),
+        ms(0.99)
+    );
+    rate
+}
+
+/// Kept alive for the run; killed and removed on drop.
+struct Child {
+    _process: tokio::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_alertmanager(bin: &str) -> anyhow::Result<(String, Child)> {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("am.yml"),
+        "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n",
+    )?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let child = tokio::process::Command::new(bin)
+        .arg(format!("--config.file={}", dir.path().join("am.yml").display()))
+        .arg(format!("--storage.path={}", dir.path().join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {bin}"))?;
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if http
+            .get(format!("{url}/-/ready"))
+            .send()
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false)
+        {
+            return Ok((
+                url,
+                Child {
+                    _process: child,
+                    _dir: dir,
+                },
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("Alertmanager did not become ready")
+}
+
+pub async fn run(
+    spec: LoadSpec,
+    serve: Option<String>,
+    url: &str,
+    token: Option<String>,
+    compare: Option<String>,
+) -> anyhow::Result<()> {
+    if spec.format == IngestFormat::Pagerduty && spec.batch != 1 {
+        bail!("PagerDuty events are one per request: use --batch 1");
+    }
+    let (base, token) = match &serve {
+        Some(db) => {
+            let (b, t) = start_server(db).await?;
+            (b, Some(t))
+        }
+        None => (url.to_string(), token),
+    };
+    let client = Client::new(&base, token)?;
+    client.ready().await.context("the server is not ready")?;
+    let format = match spec.format {
+        IngestFormat::Alertmanager => IntegrationFormat::Alertmanager,
+        IngestFormat::Pagerduty => IntegrationFormat::Pagerduty,
+    };
+    #[allow(clippy::disallowed_methods)]
+    let name = format!("bench-{}", jiff::Timestamp::now().as_millisecond());
+    let integ = client
+        .create_integration(&CreateIntegration { name, format })
+        .await
+        .context("creating the bench integration (admin token needed)")?;
+    let label = format!(
+        "klaxon ({})",
+        serve
+            .as_deref()
+            .map(|d| d.split(':').next().unwrap_or(d))
+            .unwrap_or(&base)
+    );
+    let k = load(
+        Target::Klaxon {
+            url: base.clone(),
+            key: integ.key,
+            format: spec.format,
+        },
+        spec,
+    )
+    .await?;
+    let klaxon_rate = report(&label, &spec, &k);
+    if let Some(bin) = compare {
+        let (am_url, _child) = start_alertmanager(&bin).await?;
+        let a = load(Target::Alertmanager { url: am_url }, spec).await?;
+        let am_rate = report("alertmanager (in-memory)", &spec, &a);
+        println!("ratio klaxon/alertmanager = {:.2}", klaxon_rate / am_rate.max(1.0));
+    }
+    Ok(())
+}
