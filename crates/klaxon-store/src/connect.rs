@@ -127,6 +127,7 @@ impl Store {
                 backend: Backend::Postgres,
                 write: pool.clone(),
                 read: pool,
+                rules_generation: Default::default(),
             });
         }
         if !url.starts_with("sqlite:") {
@@ -176,6 +177,7 @@ impl Store {
             backend: Backend::Sqlite,
             write,
             read,
+            rules_generation: Default::default(),
         })
     }
 }

@@ -34,11 +34,11 @@ fn ts(v: i64) -> Result<Timestamp, StoreError> {
     Timestamp::from_millisecond(v).map_err(|e| StoreError::Corrupt(format!("timestamp {v}: {e}")))
 }
 
-fn parse_body(body: &str) -> Result<Incident, StoreError> {
+pub(crate) fn parse_body(body: &str) -> Result<Incident, StoreError> {
     serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("incident body: {e}")))
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(format!("encoding: {e}")))
 }
 
@@ -60,7 +60,11 @@ async fn insert_event(tx: &mut Transaction<'_, Any>, pk: i64, e: &TimelineEvent)
     Ok(())
 }
 
-async fn write_services(tx: &mut Transaction<'_, Any>, pk: i64, services: &[String]) -> Result<(), StoreError> {
+pub(crate) async fn write_services(
+    tx: &mut Transaction<'_, Any>,
+    pk: i64,
+    services: &[String],
+) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM incident_services WHERE incident_pk = $1")
         .bind(pk)
         .execute(&mut **tx)
@@ -126,33 +130,20 @@ pub(crate) async fn declare_tx(
     Ok((inc, pk, ev))
 }
 
-/// How a command finds its incident.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Target<'a> {
-    Id(&'a str),
-    Pk(i64),
-}
-
 /// Load an incident for update inside a transaction.
 pub(crate) async fn lock_incident(
     tx: &mut Transaction<'_, Any>,
     backend: crate::Backend,
-    target: Target<'_>,
+    id: &str,
 ) -> Result<Option<(i64, String, Incident)>, StoreError> {
     let lock = match backend {
         crate::Backend::Postgres => " FOR UPDATE",
         crate::Backend::Sqlite => "",
     };
-    let q = match target {
-        Target::Id(id) => sqlx::query(AssertSqlSafe(format!(
-            "SELECT pk, head_hash, body FROM incidents WHERE id = $1{lock}"
-        )))
-        .bind(id.to_string()),
-        Target::Pk(pk) => sqlx::query(AssertSqlSafe(format!(
-            "SELECT pk, head_hash, body FROM incidents WHERE pk = $1{lock}"
-        )))
-        .bind(pk),
-    };
+    let q = sqlx::query(AssertSqlSafe(format!(
+        "SELECT pk, head_hash, body FROM incidents WHERE id = $1{lock}"
+    )))
+    .bind(id.to_string());
     let Some(row) = q.fetch_optional(&mut **tx).await? else {
         return Ok(None);
     };
@@ -210,17 +201,15 @@ pub(crate) async fn append_tx(
 pub(crate) async fn command_tx(
     tx: &mut Transaction<'_, Any>,
     backend: crate::Backend,
-    target: Target<'_>,
+    id: &str,
     cmd: Command,
     actor: &str,
     now: Timestamp,
     cat: &Catalog,
 ) -> Result<(Incident, Vec<TimelineEvent>), StoreError> {
-    let not_found = || match target {
-        Target::Id(id) => StoreError::NotFound(id.to_string()),
-        Target::Pk(pk) => StoreError::NotFound(format!("#{pk}")),
-    };
-    let (pk, head, inc) = lock_incident(tx, backend, target).await?.ok_or_else(not_found)?;
+    let (pk, head, inc) = lock_incident(tx, backend, id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
     let kinds = decide::decide(&inc, cmd, now, cat)?;
     append_tx(tx, pk, head, inc, kinds, actor, now).await
 }
@@ -253,7 +242,7 @@ impl Store {
         cat: &Catalog,
     ) -> Result<(Incident, Vec<TimelineEvent>), StoreError> {
         let mut tx = self.write.begin().await?;
-        let out = command_tx(&mut tx, self.backend, Target::Id(id), cmd, actor, now, cat).await?;
+        let out = command_tx(&mut tx, self.backend, id, cmd, actor, now, cat).await?;
         if !out.1.is_empty() {
             tx.commit().await?;
         }

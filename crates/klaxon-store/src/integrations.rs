@@ -195,6 +195,7 @@ impl Store {
             .bind(now.as_millisecond())
             .execute(&self.write)
             .await?;
+        self.rules_changed();
         Ok(())
     }
 
@@ -214,6 +215,7 @@ impl Store {
             .bind(id.to_string())
             .execute(&self.write)
             .await?;
+        self.rules_changed();
         let row = sqlx::query(
             "SELECT id, kind, matchers, starts_at, ends_at, created_by, comment FROM silences WHERE id = $1",
         )
@@ -249,6 +251,7 @@ impl Store {
         .bind(now.as_millisecond())
         .execute(&self.write)
         .await?;
+        self.rules_changed();
         Ok(())
     }
 
@@ -260,6 +263,7 @@ impl Store {
         if res.rows_affected() == 0 {
             return Err(StoreError::NotFoundOf("route", name.to_string()));
         }
+        self.rules_changed();
         Ok(())
     }
 }

@@ -32,6 +32,8 @@ pub struct Store {
     /// Serialised writer (one connection on SQLite, the shared pool on PostgreSQL).
     write: AnyPool,
     read: AnyPool,
+    /// Bumped when routes or silences change, so cached copies are refreshed.
+    rules_generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Store {
@@ -44,6 +46,14 @@ impl Store {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         sqlx::query("SELECT 1").execute(&self.write).await?;
         Ok(())
+    }
+
+    pub fn rules_generation(&self) -> u64 {
+        self.rules_generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn rules_changed(&self) {
+        self.rules_generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     pub async fn close(&self) {
