@@ -93,7 +93,7 @@ type AlertKey = (String, String);
 
 /// Undo journal entries: the value before the request first touched it.
 enum Undo {
-    Alert(AlertKey, Option<AlertRow>),
+    Alert(AlertKey, Option<Box<AlertRow>>),
     Links(i64, Option<Vec<(i64, String)>>),
     NewLinks(usize),
     Group(String, Option<Option<i64>>, bool),
@@ -269,7 +269,7 @@ impl<'s> Batch<'s> {
             match u {
                 Undo::Alert(k, prev) => match prev {
                     Some(r) => {
-                        self.alerts.insert(k, r);
+                        self.alerts.insert(k, *r);
                     }
                     None => {
                         self.alerts.remove(&k);
@@ -331,7 +331,8 @@ impl<'s> Batch<'s> {
 
     fn touch_alert(&mut self, k: &AlertKey) {
         if self.touched_alerts.insert(k.clone()) {
-            self.undo.push(Undo::Alert(k.clone(), self.alerts.get(k).cloned()));
+            self.undo
+                .push(Undo::Alert(k.clone(), self.alerts.get(k).cloned().map(Box::new)));
         }
     }
 
@@ -434,6 +435,7 @@ impl<'s> Batch<'s> {
         }
         // Their incident links.
         let pks: Vec<i64> = self.alerts.values().map(|a| a.pk).collect();
+        // (Chunks of an empty list run no query.)
         for chunk in pks.chunks(500) {
             let ph: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 1)).collect();
             let sql = format!(
@@ -1342,6 +1344,9 @@ impl Ingestor {
 /// Routes and silences, cached by the writer: refreshed when this node
 /// changes them, and at least every [`RULES_TTL`] for changes made by others.
 struct Rules {
+    /// Alert keys allocated but not used yet, carried from batch to batch.
+    alert_pks: Vec<i64>,
+    next_alert_pk: Option<i64>,
     generation: u64,
     fetched: std::time::Instant,
     routes: Vec<Route>,
@@ -1367,7 +1372,10 @@ impl Store {
         let mut routes = settings.routes.clone();
         routes.extend(self.api_routes().await?);
         let silences = self.silences(now, false).await?;
+        let (alert_pks, next_alert_pk) = cache.take().map(|r| (r.alert_pks, r.next_alert_pk)).unwrap_or_default();
         *cache = Some(Rules {
+            alert_pks,
+            next_alert_pk,
             generation,
             fetched: std::time::Instant::now(),
             routes: routes.clone(),
@@ -1381,7 +1389,7 @@ impl Store {
             .rules(settings, rules, jobs.iter().map(|j| j.now).max().unwrap_or_default())
             .await
         {
-            Ok((routes, silences)) => self.ingest_batch_inner(settings, routes, silences, &jobs).await,
+            Ok((routes, silences)) => self.ingest_batch_inner(settings, routes, silences, rules, &jobs).await,
             Err(e) => Err(e),
         };
         match result {
@@ -1408,8 +1416,13 @@ impl Store {
         settings: &IngestSettings,
         routes: Vec<Route>,
         silences: Vec<Silence>,
+        carry: &mut Option<Rules>,
         jobs: &[Job],
     ) -> Result<Vec<Result<Vec<AlertOutcome>, StoreError>>, StoreError> {
+        let (alert_pks, next_alert_pk) = carry
+            .as_mut()
+            .map(|r| (std::mem::take(&mut r.alert_pks), r.next_alert_pk.take()))
+            .unwrap_or_default();
         let mut tx = self.write.begin().await?;
         let mut batch = Batch {
             backend: self.backend,
@@ -1426,9 +1439,9 @@ impl Store {
             firing_base: HashMap::new(),
             firing_delta: HashMap::new(),
             counters: HashMap::new(),
-            alert_pks: Vec::new(),
+            alert_pks,
             incident_pks: Vec::new(),
-            next_alert_pk: None,
+            next_alert_pk,
             next_incident_pk: None,
             undo: Vec::new(),
             touched_alerts: HashSet::new(),
@@ -1462,6 +1475,11 @@ impl Store {
                 }
                 None => results.push(Ok(out)),
             }
+        }
+        if let Some(r) = carry.as_mut() {
+            // Only this writer inserts alerts, so its next key stays valid.
+            r.alert_pks = std::mem::take(&mut batch.alert_pks);
+            r.next_alert_pk = batch.next_alert_pk;
         }
         batch.flush(&mut tx).await?;
         tx.commit().await?;

@@ -9,7 +9,6 @@ use klaxon_domain::wire::{CreateIntegration, IncidentQuery, IntegrationFormat};
 use serde_json::json;
 
 use crate::both;
-use crate::support::TestApp;
 
 struct Alertmanager {
     child: Child,
