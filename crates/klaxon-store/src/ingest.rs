@@ -211,7 +211,9 @@ async fn insert_rows(
     suffix: &str,
 ) -> Result<(), StoreError> {
     let per_row = cols.len();
-    let chunk = (2000 / per_row.max(1)).max(1);
+    // Few large statements: sqlx does not set TCP_NODELAY on PostgreSQL connections, so
+    // every multi-packet statement can wait out a delayed ACK (~40 ms).
+    let chunk = (30_000 / per_row.max(1)).max(1);
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let part: Vec<Vec<Val>> = rows.by_ref().take(chunk).collect();
@@ -1451,7 +1453,9 @@ impl Store {
             touched_deltas: HashSet::new(),
             touched_counters: HashSet::new(),
         };
+        let t0 = std::time::Instant::now();
         batch.preload(&mut tx, jobs).await?;
+        let t_preload = t0.elapsed();
         let mut results = Vec::with_capacity(jobs.len());
         for job in jobs {
             batch.begin_request();
@@ -1481,8 +1485,14 @@ impl Store {
             r.alert_pks = std::mem::take(&mut batch.alert_pks);
             r.next_alert_pk = batch.next_alert_pk;
         }
+        let t_decide = t0.elapsed();
         batch.flush(&mut tx).await?;
+        let t_flush = t0.elapsed();
         tx.commit().await?;
+        let t_commit = t0.elapsed();
+        for (phase, d) in [("preload", t_preload), ("decide", t_decide - t_preload), ("flush", t_flush - t_decide), ("commit", t_commit - t_flush)] {
+            metrics::histogram!("klaxon_ingest_batch_phase_seconds", "phase" => phase).record(d.as_secs_f64());
+        }
         Ok(results)
     }
 }
