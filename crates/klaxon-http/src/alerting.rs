@@ -274,10 +274,8 @@ pub fn silence_from(req: &CreateSilence, who: &str, now: jiff::Timestamp) -> Api
     if kind != "silence" && kind != "maintenance" {
         return Err(ApiError::invalid("kind", "kind must be silence or maintenance"));
     }
-    let mut b = [0u8; 6];
-    rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
     Ok(Silence {
-        id: format!("sil_{}", hex::encode(b)),
+        id: klaxon_store::random_hex("sil_", 6),
         matchers,
         starts_at,
         ends_at,

@@ -576,11 +576,7 @@ fn parse_pagerduty(v: &Value) -> Result<(String, AlertInput), Vec<String>> {
     let (Some(routing_key), Some(action)) = (routing_key, action) else {
         return Err(vec!["Event object format is unrecognized".into()]);
     };
-    let dedup_key = dedup_key.unwrap_or_else(|| {
-        let mut b = [0u8; 16];
-        rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
-        hex::encode(b)
-    });
+    let dedup_key = dedup_key.unwrap_or_else(|| klaxon_store::random_hex("", 16));
     let mut annotations = BTreeMap::new();
     if let Some(c) = obj.get("client").and_then(Value::as_str) {
         annotations.insert("client".to_string(), c.to_string());

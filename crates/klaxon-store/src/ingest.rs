@@ -1490,7 +1490,12 @@ impl Store {
         let t_flush = t0.elapsed();
         tx.commit().await?;
         let t_commit = t0.elapsed();
-        for (phase, d) in [("preload", t_preload), ("decide", t_decide - t_preload), ("flush", t_flush - t_decide), ("commit", t_commit - t_flush)] {
+        for (phase, d) in [
+            ("preload", t_preload),
+            ("decide", t_decide - t_preload),
+            ("flush", t_flush - t_decide),
+            ("commit", t_commit - t_flush),
+        ] {
             metrics::histogram!("klaxon_ingest_batch_phase_seconds", "phase" => phase).record(d.as_secs_f64());
         }
         Ok(results)

@@ -3,18 +3,15 @@
 use jiff::Timestamp;
 use klaxon_domain::alert::{Route, Silence};
 use klaxon_domain::wire::{IntegrationFormat, IntegrationInfo};
-use rand::RngCore;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::tokens::hash_secret;
+use crate::tokens::{hash_secret, random_hex};
 use crate::{Store, StoreError};
 
 /// A fresh ingest key: 32 hex characters, the shape PagerDuty tools expect of a routing key.
 pub fn new_integration_key() -> String {
-    let mut bytes = [0u8; 16];
-    rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
+    random_hex("", 16)
 }
 
 fn ts(v: i64) -> Result<Timestamp, StoreError> {
@@ -57,9 +54,7 @@ impl Store {
         key: &str,
         now: Timestamp,
     ) -> Result<IntegrationInfo, StoreError> {
-        let mut id = [0u8; 6];
-        rand::rng().fill_bytes(&mut id);
-        let id = format!("int_{}", hex::encode(id));
+        let id = random_hex("int_", 6);
         sqlx::query("INSERT INTO integrations (id, name, format, key_hash, key_prefix, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(id.clone())
             .bind(name.to_string())

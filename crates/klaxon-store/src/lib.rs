@@ -21,7 +21,7 @@ pub use error::StoreError;
 pub use incidents::ListFilter;
 pub use ingest::{IngestSettings, Ingestor};
 pub use integrations::new_integration_key;
-pub use tokens::{TokenRecord, hash_secret, new_secret};
+pub use tokens::{hash_secret, new_secret, random_hex};
 
 use sqlx::AnyPool;
 

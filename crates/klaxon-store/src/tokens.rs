@@ -9,17 +9,16 @@ use sqlx::any::AnyRow;
 
 use crate::{Store, StoreError};
 
-/// A token as stored (without its secret).
-#[derive(Debug, Clone)]
-pub struct TokenRecord {
-    pub info: TokenInfo,
+/// `prefix` followed by `bytes` random bytes in hex: IDs, keys and secrets.
+pub fn random_hex(prefix: &str, bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    format!("{prefix}{}", hex::encode(buf))
 }
 
 /// A fresh secret: `kx_` followed by 64 hex characters (256 random bits).
 pub fn new_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    format!("kx_{}", hex::encode(bytes))
+    random_hex("kx_", 32)
 }
 
 pub fn hash_secret(secret: &str) -> String {
@@ -57,9 +56,7 @@ impl Store {
         secret: &str,
         now: Timestamp,
     ) -> Result<TokenInfo, StoreError> {
-        let mut id_bytes = [0u8; 8];
-        rand::rng().fill_bytes(&mut id_bytes);
-        let id = format!("tok_{}", hex::encode(id_bytes));
+        let id = random_hex("tok_", 8);
         let prefix: String = secret.chars().take(10).collect();
         sqlx::query(
             "INSERT INTO api_tokens (id, name, role, prefix, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
