@@ -3,7 +3,6 @@
 //! `/ingest/generic/{key}` and PagerDuty's `POST /v2/enqueue`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::num::NonZeroU32;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
@@ -12,7 +11,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use jiff::Timestamp;
 use klaxon_domain::alert::{AlertAction, AlertInput, AlertLink, labels_fingerprint};
 use klaxon_domain::wire::{AlertOutcome, IntegrationFormat, IntegrationInfo};
@@ -54,35 +52,6 @@ impl KeyCache {
         if let Ok(mut map) = self.map.write() {
             map.clear();
         }
-    }
-}
-
-/// Per-integration rate limit (events per second, with a burst).
-pub struct IngestLimiter {
-    limiter: Option<DefaultKeyedRateLimiter<String>>,
-}
-
-impl std::fmt::Debug for IngestLimiter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("IngestLimiter")
-    }
-}
-
-impl IngestLimiter {
-    /// `per_second` 0 disables the limit.
-    pub fn new(per_second: u32, burst: u32) -> Self {
-        let limiter = NonZeroU32::new(per_second).map(|ps| {
-            let burst = NonZeroU32::new(burst.max(per_second)).unwrap_or(ps);
-            RateLimiter::keyed(Quota::per_second(ps).allow_burst(burst))
-        });
-        Self { limiter }
-    }
-
-    /// Take `n` events' worth; false when over the limit.
-    fn allow(&self, integration: &str, n: usize) -> bool {
-        let Some(l) = &self.limiter else { return true };
-        let n = NonZeroU32::new(n.clamp(1, u32::MAX as usize) as u32).unwrap_or(NonZeroU32::MIN);
-        matches!(l.check_key_n(&integration.to_string(), n), Ok(Ok(())))
     }
 }
 

@@ -6,6 +6,7 @@ mod error;
 mod extract;
 mod incidents;
 pub mod ingest;
+mod limits;
 pub mod metrics;
 mod openapi;
 mod ops;
@@ -69,7 +70,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/severities", get(ops::severities))
         .route("/catalog", get(ops::catalog))
-        .route("/openapi.json", get(openapi::document));
+        .route("/openapi.json", get(openapi::document))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::limit_api));
     Router::new()
         .nest("/api/v1", api)
         .route("/ingest/alertmanager/{key}", post(ingest::alertmanager))
@@ -110,8 +112,11 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        axum::serve(
+            self.listener,
+            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
     }
 }

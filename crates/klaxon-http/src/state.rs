@@ -4,7 +4,8 @@ use klaxon_domain::Clock;
 use klaxon_domain::config::Catalog;
 use klaxon_store::{IngestSettings, Ingestor, Store};
 
-use crate::ingest::{IngestLimiter, KeyCache};
+use crate::ingest::KeyCache;
+use crate::limits::KeyedLimiter;
 
 /// Access policy for reads.
 #[derive(Debug, Clone, Default)]
@@ -23,7 +24,9 @@ pub struct AppState {
     pub ingest: Arc<IngestSettings>,
     pub ingestor: Ingestor,
     pub keys: Arc<KeyCache>,
-    pub limiter: Arc<IngestLimiter>,
+    pub limiter: Arc<KeyedLimiter>,
+    /// Per client address on `/api/v1` (off unless [`AppState::with_api_rate`]).
+    pub api_limiter: Arc<KeyedLimiter>,
 }
 
 impl AppState {
@@ -46,7 +49,14 @@ impl AppState {
             ingest,
             ingestor,
             keys: Arc::new(KeyCache::default()),
-            limiter: Arc::new(IngestLimiter::new(rate.0, rate.1)),
+            limiter: Arc::new(KeyedLimiter::new(rate.0, rate.1)),
+            api_limiter: Arc::new(KeyedLimiter::new(0, 0)),
         }
+    }
+
+    /// Limit `/api/v1` to `per_second` requests per client address (0 = no limit).
+    pub fn with_api_rate(mut self, per_second: u32, burst: u32) -> Self {
+        self.api_limiter = Arc::new(KeyedLimiter::new(per_second, burst));
+        self
     }
 }

@@ -104,11 +104,34 @@ pub struct DatabaseConfig {
     pub sqlite_synchronous: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     #[serde(default)]
     pub require_token_for_reads: bool,
+    /// Requests per second per client address on `/api/v1` (0 = no limit).
+    #[serde(default = "default_api_rate")]
+    pub rate_limit_per_second: u32,
+    #[serde(default = "default_api_burst")]
+    pub rate_limit_burst: u32,
+}
+
+fn default_api_rate() -> u32 {
+    2_000
+}
+
+fn default_api_burst() -> u32 {
+    4_000
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            require_token_for_reads: false,
+            rate_limit_per_second: default_api_rate(),
+            rate_limit_burst: default_api_burst(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

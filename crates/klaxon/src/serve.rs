@@ -140,7 +140,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         r.config.file.ingest.rate_limit_per_second,
         r.config.file.ingest.rate_limit_burst,
     );
-    let state = AppState::new(store.clone(), clock, catalog, r.auth, ingest, rate);
+    let api = &r.config.file.auth;
+    let state = AppState::new(store.clone(), clock, catalog, r.auth, ingest, rate)
+        .with_api_rate(api.rate_limit_per_second, api.rate_limit_burst);
     let app = Application::build(state, &r.listen)
         .await
         .with_context(|| format!("listening on {}", r.listen))?;

@@ -96,3 +96,21 @@ async fn reads_can_require_a_token() {
     let (status, _) = app.raw("GET", "/healthz", None, None).await;
     assert_eq!(status, 200, "health stays open");
 }
+
+#[tokio::test]
+async fn the_api_answers_429_beyond_its_rate_limit() {
+    let app = TestApp::spawn_limited(1, 3).await;
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        codes.push(app.raw("GET", "/api/v1/incidents", None, None).await.0);
+    }
+    assert_eq!(&codes[..3], &[200, 200, 200], "{codes:?}");
+    assert!(codes.contains(&429), "{codes:?}");
+    let (status, body) = app.raw("GET", "/api/v1/severities", None, None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (429, Some("rate_limited")));
+    assert_eq!(
+        app.raw("GET", "/healthz", None, None).await.0,
+        200,
+        "health is never limited"
+    );
+}

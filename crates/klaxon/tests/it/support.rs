@@ -116,6 +116,30 @@ impl TestApp {
         routes: Vec<klaxon_domain::alert::Route>,
         rate: (u32, u32),
     ) -> TestApp {
+        Self::spawn_inner(backend, catalog, auth, routes, rate, (0, 0)).await
+    }
+
+    /// With `/api/v1` limited to `per_second` requests per client address.
+    pub async fn spawn_limited(per_second: u32, burst: u32) -> TestApp {
+        Self::spawn_inner(
+            "sqlite",
+            Catalog::default(),
+            AuthSettings::default(),
+            vec![],
+            (0, 0),
+            (per_second, burst),
+        )
+        .await
+    }
+
+    async fn spawn_inner(
+        backend: &'static str,
+        catalog: Catalog,
+        auth: AuthSettings,
+        routes: Vec<klaxon_domain::alert::Route>,
+        rate: (u32, u32),
+        api_rate: (u32, u32),
+    ) -> TestApp {
         klaxon_client::install_crypto_provider();
         let db = TestDb::new(backend).await;
         let store = Store::connect(&StoreOptions::new(db.url())).await.expect("store");
@@ -127,7 +151,8 @@ impl TestApp {
         let catalog = Arc::new(catalog);
         let mut ingest = klaxon_store::IngestSettings::new(catalog.clone());
         ingest.routes = routes;
-        let state = AppState::new(store.clone(), clock.clone(), catalog, auth, ingest, rate);
+        let state = AppState::new(store.clone(), clock.clone(), catalog, auth, ingest, rate)
+            .with_api_rate(api_rate.0, api_rate.1);
         let app = Application::build(state, "127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", app.local_addr().expect("addr"));
         tokio::spawn(app.run_until_stopped(std::future::pending()));
