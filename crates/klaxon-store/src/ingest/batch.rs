@@ -1,19 +1,10 @@
-//! Alert ingestion: dedup, silences, routing, grouping into incidents,
-//! auto-resolve and flapping — and the group-commit writer that lets many
-//! concurrent requests share one transaction.
-//!
-//! A batch is worked in two phases. First every request is decided in
-//! memory against state read in a few set-based queries (the latest alert of
-//! each dedup key, the incident of each group, the incidents involved); each
-//! request is all-or-nothing through an undo journal. Then everything is
-//! written with multi-row statements and committed once. The sender gets its
-//! 2xx only after the commit.
+//! A batch of ingest requests decided in memory: state read in a few
+//! set-based queries, changes journaled so each request is all-or-nothing.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
 
 use jiff::Timestamp;
-use klaxon_domain::alert::{AlertAction, AlertInput, AutoResolveAction, FlapPolicy, Route, Silence, matching_routes};
+use klaxon_domain::alert::{AlertAction, AlertInput, AutoResolveAction, Route, Silence, matching_routes};
 use klaxon_domain::config::{Catalog, is_slug};
 use klaxon_domain::decide::{self, Command};
 use klaxon_domain::event::{self, GENESIS_HASH};
@@ -21,35 +12,13 @@ use klaxon_domain::incident::limits;
 use klaxon_domain::wire::{AlertOutcome, DeclareIncident, IntegrationInfo};
 use klaxon_domain::{EventKind, Incident, Status, TimelineEvent};
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
-use tokio::sync::{mpsc, oneshot};
 
-use crate::incidents::{parse_body, to_json, write_services};
-use crate::{Backend, Store, StoreError};
-
-/// What ingestion needs besides the database.
-#[derive(Debug, Clone)]
-pub struct IngestSettings {
-    pub catalog: Arc<Catalog>,
-    /// Routes from the configuration file; API routes follow them.
-    pub routes: Vec<Route>,
-    /// Catches what no route matches.
-    pub default_route: Route,
-    pub flap: FlapPolicy,
-}
-
-impl IngestSettings {
-    pub fn new(catalog: Arc<Catalog>) -> Self {
-        Self {
-            catalog,
-            routes: vec![],
-            default_route: Route::default_route(),
-            flap: FlapPolicy::default(),
-        }
-    }
-}
+use super::{IngestSettings, Job};
+use crate::incidents::{parse_body, to_json};
+use crate::{Backend, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RowState {
+pub(super) enum RowState {
     Clean,
     New,
     Dirty,
@@ -57,42 +26,42 @@ enum RowState {
 
 /// An alert row as the batch sees it.
 #[derive(Debug, Clone)]
-struct AlertRow {
-    pk: i64,
-    integration_id: String,
-    dedup_key: String,
-    status: String,
-    acknowledged: bool,
-    suppressed_by: Option<String>,
-    flapping: bool,
-    changes: Vec<i64>,
-    summary: String,
-    severity: Option<String>,
-    source: Option<String>,
-    labels: BTreeMap<String, String>,
-    annotations: BTreeMap<String, String>,
-    links: String,
-    details: String,
-    starts_at: i64,
-    ends_at: Option<i64>,
-    last_seen_at: i64,
-    receive_count: i64,
-    created_at: i64,
-    state: RowState,
+pub(super) struct AlertRow {
+    pub(super) pk: i64,
+    pub(super) integration_id: String,
+    pub(super) dedup_key: String,
+    pub(super) status: String,
+    pub(super) acknowledged: bool,
+    pub(super) suppressed_by: Option<String>,
+    pub(super) flapping: bool,
+    pub(super) changes: Vec<i64>,
+    pub(super) summary: String,
+    pub(super) severity: Option<String>,
+    pub(super) source: Option<String>,
+    pub(super) labels: BTreeMap<String, String>,
+    pub(super) annotations: BTreeMap<String, String>,
+    pub(super) links: String,
+    pub(super) details: String,
+    pub(super) starts_at: i64,
+    pub(super) ends_at: Option<i64>,
+    pub(super) last_seen_at: i64,
+    pub(super) receive_count: i64,
+    pub(super) created_at: i64,
+    pub(super) state: RowState,
 }
 
 #[derive(Debug, Clone)]
-struct IncState {
-    head: String,
-    inc: Incident,
-    events: Vec<TimelineEvent>,
-    is_new: bool,
+pub(super) struct IncState {
+    pub(super) head: String,
+    pub(super) inc: Incident,
+    pub(super) events: Vec<TimelineEvent>,
+    pub(super) is_new: bool,
 }
 
-type AlertKey = (String, String);
+pub(super) type AlertKey = (String, String);
 
 /// Undo journal entries: the value before the request first touched it.
-enum Undo {
+pub(super) enum Undo {
     Alert(AlertKey, Option<Box<AlertRow>>),
     Links(i64, Option<Vec<(i64, String)>>),
     NewLinks(usize),
@@ -103,35 +72,35 @@ enum Undo {
     Counter(String, Option<(i64, bool)>),
 }
 
-struct Batch<'s> {
-    backend: Backend,
-    settings: &'s IngestSettings,
-    routes: Vec<Route>,
-    silences: Vec<Silence>,
-    reuse_window_ms: i64,
-    alerts: HashMap<AlertKey, AlertRow>,
-    links: HashMap<i64, Vec<(i64, String)>>,
-    new_links: Vec<(i64, i64, String)>,
-    groups: HashMap<String, Option<i64>>,
-    dirty_groups: HashSet<String>,
-    incidents: HashMap<i64, IncState>,
-    firing_base: HashMap<i64, i64>,
-    firing_delta: HashMap<i64, i64>,
-    counters: HashMap<String, (i64, bool)>,
-    alert_pks: Vec<i64>,
-    incident_pks: Vec<i64>,
-    next_alert_pk: Option<i64>,
-    next_incident_pk: Option<i64>,
-    undo: Vec<Undo>,
-    touched_alerts: HashSet<AlertKey>,
-    touched_links: HashSet<i64>,
-    touched_groups: HashSet<String>,
-    touched_incidents: HashSet<i64>,
-    touched_deltas: HashSet<i64>,
-    touched_counters: HashSet<String>,
+pub(super) struct Batch<'s> {
+    pub(super) backend: Backend,
+    pub(super) settings: &'s IngestSettings,
+    pub(super) routes: Vec<Route>,
+    pub(super) silences: Vec<Silence>,
+    pub(super) reuse_window_ms: i64,
+    pub(super) alerts: HashMap<AlertKey, AlertRow>,
+    pub(super) links: HashMap<i64, Vec<(i64, String)>>,
+    pub(super) new_links: Vec<(i64, i64, String)>,
+    pub(super) groups: HashMap<String, Option<i64>>,
+    pub(super) dirty_groups: HashSet<String>,
+    pub(super) incidents: HashMap<i64, IncState>,
+    pub(super) firing_base: HashMap<i64, i64>,
+    pub(super) firing_delta: HashMap<i64, i64>,
+    pub(super) counters: HashMap<String, (i64, bool)>,
+    pub(super) alert_pks: Vec<i64>,
+    pub(super) incident_pks: Vec<i64>,
+    pub(super) next_alert_pk: Option<i64>,
+    pub(super) next_incident_pk: Option<i64>,
+    pub(super) undo: Vec<Undo>,
+    pub(super) touched_alerts: HashSet<AlertKey>,
+    pub(super) touched_links: HashSet<i64>,
+    pub(super) touched_groups: HashSet<String>,
+    pub(super) touched_incidents: HashSet<i64>,
+    pub(super) touched_deltas: HashSet<i64>,
+    pub(super) touched_counters: HashSet<String>,
 }
 
-fn outcome(a: &AlertInput, pk: Option<i64>, result: &str, incidents: Vec<String>) -> AlertOutcome {
+pub(super) fn outcome(a: &AlertInput, pk: Option<i64>, result: &str, incidents: Vec<String>) -> AlertOutcome {
     AlertOutcome {
         dedup_key: a.dedup_key.clone(),
         alert_id: pk,
@@ -140,21 +109,17 @@ fn outcome(a: &AlertInput, pk: Option<i64>, result: &str, incidents: Vec<String>
     }
 }
 
-fn actor(integ: &IntegrationInfo) -> String {
+pub(super) fn actor(integ: &IntegrationInfo) -> String {
     format!("integration:{}", integ.name)
 }
 
-fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
-    to_json(v)
-}
-
-fn parse_map(text: &str) -> BTreeMap<String, String> {
+pub(super) fn parse_map(text: &str) -> BTreeMap<String, String> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
 /// The declaration an alert makes under a route. Fields the catalog would
 /// refuse (unknown service, odd labels) are left out rather than losing the alert.
-fn declaration(a: &AlertInput, route: &Route, cat: &Catalog, now: Timestamp) -> DeclareIncident {
+pub(super) fn declaration(a: &AlertInput, route: &Route, cat: &Catalog, now: Timestamp) -> DeclareIncident {
     let title: String = if a.summary.trim().is_empty() {
         a.dedup_key.clone()
     } else {
@@ -193,62 +158,6 @@ fn declaration(a: &AlertInput, route: &Route, cat: &Catalog, now: Timestamp) -> 
     }
 }
 
-/// Values of a multi-row statement.
-enum Val {
-    I(i64),
-    OI(Option<i64>),
-    S(String),
-    OS(Option<String>),
-}
-
-/// `INSERT INTO table (cols) VALUES (...), (...) [suffix]`, chunked.
-async fn insert_rows(
-    tx: &mut Transaction<'_, Any>,
-    backend: Backend,
-    table: &str,
-    cols: &[&str],
-    rows: Vec<Vec<Val>>,
-    suffix: &str,
-) -> Result<(), StoreError> {
-    let per_row = cols.len();
-    // Few large statements: sqlx does not set TCP_NODELAY on PostgreSQL connections, so
-    // every multi-packet statement can wait out a delayed ACK (~40 ms).
-    let chunk = (30_000 / per_row.max(1)).max(1);
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let part: Vec<Vec<Val>> = rows.by_ref().take(chunk).collect();
-        let mut sql = format!("INSERT INTO {table} ({}) VALUES ", cols.join(", "));
-        for (r, _) in part.iter().enumerate() {
-            if r > 0 {
-                sql.push_str(", ");
-            }
-            // SQLite: anonymous `?` — binding by `$N` name costs a linear
-            // search per parameter, quadratic over a multi-row statement.
-            let ph: Vec<String> = match backend {
-                Backend::Sqlite => vec!["?".to_string(); per_row],
-                Backend::Postgres => (0..per_row).map(|c| format!("${}", r * per_row + c + 1)).collect(),
-            };
-            sql.push('(');
-            sql.push_str(&ph.join(", "));
-            sql.push(')');
-        }
-        sql.push_str(suffix);
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for row in part {
-            for v in row {
-                q = match v {
-                    Val::I(i) => q.bind(i),
-                    Val::OI(i) => q.bind(i),
-                    Val::S(s) => q.bind(s),
-                    Val::OS(s) => q.bind(s),
-                };
-            }
-        }
-        q.execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
 impl<'s> Batch<'s> {
     fn now_ms(now: Timestamp) -> i64 {
         now.as_millisecond()
@@ -256,7 +165,7 @@ impl<'s> Batch<'s> {
 
     // ---- undo journal -------------------------------------------------
 
-    fn begin_request(&mut self) {
+    pub(super) fn begin_request(&mut self) {
         self.undo.clear();
         self.touched_alerts.clear();
         self.touched_links.clear();
@@ -266,7 +175,7 @@ impl<'s> Batch<'s> {
         self.touched_counters.clear();
     }
 
-    fn rollback_request(&mut self) {
+    pub(super) fn rollback_request(&mut self) {
         while let Some(u) = self.undo.pop() {
             match u {
                 Undo::Alert(k, prev) => match prev {
@@ -374,7 +283,7 @@ impl<'s> Batch<'s> {
 
     // ---- loading -----------------------------------------------------
 
-    async fn preload(&mut self, tx: &mut Transaction<'_, Any>, jobs: &[Job]) -> Result<(), StoreError> {
+    pub(super) async fn preload(&mut self, tx: &mut Transaction<'_, Any>, jobs: &[Job]) -> Result<(), StoreError> {
         // Latest alert per (integration, dedup key).
         let mut by_integ: HashMap<&str, HashSet<&str>> = HashMap::new();
         for j in jobs {
@@ -831,7 +740,7 @@ impl<'s> Batch<'s> {
         self.alerts.insert(key.clone(), row);
     }
 
-    async fn process(
+    pub(super) async fn process(
         &mut self,
         tx: &mut Transaction<'_, Any>,
         integ: &IntegrationInfo,
@@ -944,8 +853,8 @@ impl<'s> Batch<'s> {
                         source: a.source.clone(),
                         labels: a.labels.clone(),
                         annotations: a.annotations.clone(),
-                        links: json(&a.links)?,
-                        details: json(&a.details)?,
+                        links: to_json(&a.links)?,
+                        details: to_json(&a.details)?,
                         starts_at: a.starts_at.map(|t| t.as_millisecond()).unwrap_or(now_ms),
                         ends_at: None,
                         last_seen_at: now_ms,
@@ -1057,447 +966,5 @@ impl<'s> Batch<'s> {
                 Ok(outcome(a, Some(pk), "acknowledged", ids))
             }
         }
-    }
-
-    // ---- writing -----------------------------------------------------
-
-    async fn flush(self, tx: &mut Transaction<'_, Any>) -> Result<(), StoreError> {
-        let backend = self.backend;
-        // New incidents first (events and links point at them).
-        let mut incidents: Vec<(i64, IncState)> = self
-            .incidents
-            .into_iter()
-            .filter(|(_, s)| !s.events.is_empty())
-            .collect();
-        incidents.sort_by_key(|(pk, _)| *pk);
-        let inc_cols = [
-            "pk",
-            "id",
-            "title",
-            "severity",
-            "category",
-            "status",
-            "private",
-            "started_at",
-            "declared_at",
-            "updated_at",
-            "version",
-            "head_hash",
-            "body",
-        ];
-        let mut rows = Vec::new();
-        for (pk, st) in &incidents {
-            let i = &st.inc;
-            rows.push(vec![
-                Val::I(*pk),
-                Val::S(i.id.clone()),
-                Val::S(i.title.clone()),
-                Val::S(i.severity.clone()),
-                Val::OS(i.category.clone()),
-                Val::S(i.status.as_str().into()),
-                Val::I(i.private as i64),
-                Val::I(i.started_at.as_millisecond()),
-                Val::I(i.declared_at.as_millisecond()),
-                Val::I(i.updated_at.as_millisecond()),
-                Val::I(i.version as i64),
-                Val::S(st.head.clone()),
-                Val::S(json(i)?),
-            ]);
-        }
-        // New and changed incidents in one statement: insert, or update the projection.
-        insert_rows(
-            tx,
-            backend,
-            "incidents",
-            &inc_cols,
-            rows,
-            " ON CONFLICT (pk) DO UPDATE SET title = excluded.title, severity = excluded.severity, category = excluded.category, \
-             status = excluded.status, private = excluded.private, started_at = excluded.started_at, updated_at = excluded.updated_at, \
-             version = excluded.version, head_hash = excluded.head_hash, body = excluded.body",
-        )
-        .await?;
-        for (pk, st) in incidents.iter().filter(|(_, s)| s.is_new) {
-            write_services(tx, *pk, &st.inc.services).await?;
-        }
-        // Alerts.
-        let alert_cols = [
-            "pk",
-            "integration_id",
-            "dedup_key",
-            "status",
-            "acknowledged",
-            "suppressed_by",
-            "flapping",
-            "changes",
-            "summary",
-            "severity",
-            "source",
-            "labels",
-            "annotations",
-            "links",
-            "details",
-            "starts_at",
-            "ends_at",
-            "last_seen_at",
-            "receive_count",
-            "created_at",
-            "updated_at",
-        ];
-        let mut changed: Vec<AlertRow> = self
-            .alerts
-            .into_values()
-            .filter(|r| r.state != RowState::Clean)
-            .collect();
-        changed.sort_by_key(|r| r.pk);
-        let mut rows = Vec::with_capacity(changed.len());
-        for r in changed {
-            rows.push(vec![
-                Val::I(r.pk),
-                Val::S(r.integration_id),
-                Val::S(r.dedup_key),
-                Val::S(r.status),
-                Val::I(r.acknowledged as i64),
-                Val::OS(r.suppressed_by),
-                Val::I(r.flapping as i64),
-                Val::S(json(&r.changes)?),
-                Val::S(r.summary),
-                Val::OS(r.severity),
-                Val::OS(r.source),
-                Val::S(json(&r.labels)?),
-                Val::S(json(&r.annotations)?),
-                Val::S(r.links),
-                Val::S(r.details),
-                Val::I(r.starts_at),
-                Val::OI(r.ends_at),
-                Val::I(r.last_seen_at),
-                Val::I(r.receive_count),
-                Val::I(r.created_at),
-                Val::I(r.last_seen_at),
-            ]);
-        }
-        // Resolutions first would free the "one firing alert per key" index for
-        // a refire in the same statement; rows are distinct keys, so order by pk suffices.
-        insert_rows(
-            tx,
-            backend,
-            "alerts",
-            &alert_cols,
-            rows,
-            " ON CONFLICT (pk) DO UPDATE SET status = excluded.status, acknowledged = excluded.acknowledged, suppressed_by = excluded.suppressed_by, \
-             flapping = excluded.flapping, changes = excluded.changes, summary = excluded.summary, labels = excluded.labels, \
-             annotations = excluded.annotations, ends_at = excluded.ends_at, last_seen_at = excluded.last_seen_at, \
-             receive_count = excluded.receive_count, updated_at = excluded.updated_at",
-        )
-        .await?;
-        // Links and groups.
-        let links: Vec<Vec<Val>> = self
-            .new_links
-            .into_iter()
-            .map(|(i, a, r)| vec![Val::I(i), Val::I(a), Val::S(r)])
-            .collect();
-        insert_rows(
-            tx,
-            backend,
-            "incident_alerts",
-            &["incident_pk", "alert_pk", "route"],
-            links,
-            " ON CONFLICT (incident_pk, alert_pk) DO NOTHING",
-        )
-        .await?;
-        let now = incidents
-            .iter()
-            .map(|(_, s)| s.inc.updated_at.as_millisecond())
-            .max()
-            .unwrap_or(0);
-        let groups: Vec<Vec<Val>> = self
-            .dirty_groups
-            .into_iter()
-            .filter_map(|gk| match self.groups.get(&gk) {
-                Some(Some(pk)) => Some(vec![Val::S(gk), Val::I(*pk), Val::I(now)]),
-                _ => None,
-            })
-            .collect();
-        insert_rows(
-            tx,
-            backend,
-            "alert_groups",
-            &["group_key", "incident_pk", "updated_at"],
-            groups,
-            " ON CONFLICT (group_key) DO UPDATE SET incident_pk = excluded.incident_pk, updated_at = excluded.updated_at",
-        )
-        .await?;
-        // Timeline events.
-        let mut events = Vec::new();
-        for (pk, st) in &incidents {
-            for e in &st.events {
-                events.push(vec![
-                    Val::I(*pk),
-                    Val::I(e.seq as i64),
-                    Val::I(e.at.as_millisecond()),
-                    Val::S(e.actor.clone()),
-                    Val::S(e.kind.type_name().into()),
-                    Val::S(json(&e.kind)?),
-                    Val::S(e.prev_hash.clone()),
-                    Val::S(e.hash.clone()),
-                ]);
-            }
-        }
-        insert_rows(
-            tx,
-            backend,
-            "incident_events",
-            &[
-                "incident_pk",
-                "seq",
-                "at",
-                "actor",
-                "type",
-                "payload",
-                "prev_hash",
-                "hash",
-            ],
-            events,
-            "",
-        )
-        .await?;
-        for (scope, (last, dirty)) in self.counters {
-            if dirty {
-                sqlx::query("INSERT INTO id_counters (scope, last) VALUES ($1, $2) ON CONFLICT (scope) DO UPDATE SET last = excluded.last")
-                    .bind(scope)
-                    .bind(last)
-                    .execute(&mut **tx)
-                    .await?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A resolved alert that fires again within this window is the same alert
-/// (flapping is counted on it and its incident may reopen); later, it is a new one.
-fn reuse_window_ms(settings: &IngestSettings, routes: &[Route]) -> i64 {
-    let flap = settings.flap.window.map(|w| w.as_millis() as i64).unwrap_or(0);
-    let reopen = routes
-        .iter()
-        .chain(std::iter::once(&settings.default_route))
-        .filter_map(|r| r.reopen_window.map(|w| w.as_millis() as i64))
-        .max()
-        .unwrap_or(0);
-    flap.max(reopen)
-}
-
-type Reply = oneshot::Sender<Result<Vec<AlertOutcome>, StoreError>>;
-
-struct Job {
-    integration: IntegrationInfo,
-    alerts: Vec<AlertInput>,
-    now: Timestamp,
-    reply: Reply,
-}
-
-/// The group-commit writer: concurrent requests are queued, and whatever is
-/// queued when the writer is free is committed in one transaction. A request
-/// is answered only after commit.
-#[derive(Clone, Debug)]
-pub struct Ingestor {
-    queue: mpsc::Sender<Job>,
-}
-
-/// Most requests committed together.
-const MAX_BATCH: usize = 512;
-
-impl Ingestor {
-    pub fn start(store: Store, settings: Arc<IngestSettings>) -> Ingestor {
-        let (queue, mut rx) = mpsc::channel::<Job>(8192);
-        tokio::spawn(async move {
-            let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-            let mut rules: Option<Rules> = None;
-            while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-                store
-                    .ingest_batch(&settings, &mut rules, std::mem::take(&mut jobs))
-                    .await;
-            }
-        });
-        Ingestor { queue }
-    }
-
-    /// Ingest one request's alerts; returns after they are committed.
-    pub async fn submit(
-        &self,
-        integration: IntegrationInfo,
-        alerts: Vec<AlertInput>,
-        now: Timestamp,
-    ) -> Result<Vec<AlertOutcome>, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.queue
-            .send(Job {
-                integration,
-                alerts,
-                now,
-                reply,
-            })
-            .await
-            .map_err(|_| StoreError::Conflict("the ingest writer has stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Conflict("the ingest writer dropped the request".into()))?
-    }
-}
-
-/// Routes and silences, cached by the writer: refreshed when this node
-/// changes them, and at least every [`RULES_TTL`] for changes made by others.
-struct Rules {
-    /// Alert keys allocated but not used yet, carried from batch to batch.
-    alert_pks: Vec<i64>,
-    next_alert_pk: Option<i64>,
-    generation: u64,
-    fetched: std::time::Instant,
-    routes: Vec<Route>,
-    silences: Vec<Silence>,
-}
-
-const RULES_TTL: std::time::Duration = std::time::Duration::from_secs(2);
-
-impl Store {
-    async fn rules(
-        &self,
-        settings: &IngestSettings,
-        cache: &mut Option<Rules>,
-        now: Timestamp,
-    ) -> Result<(Vec<Route>, Vec<Silence>), StoreError> {
-        let generation = self.rules_generation();
-        if let Some(r) = cache.as_ref()
-            && r.generation == generation
-            && r.fetched.elapsed() < RULES_TTL
-        {
-            return Ok((r.routes.clone(), r.silences.clone()));
-        }
-        let mut routes = settings.routes.clone();
-        routes.extend(self.api_routes().await?);
-        let silences = self.silences(now, false).await?;
-        let (alert_pks, next_alert_pk) = cache.take().map(|r| (r.alert_pks, r.next_alert_pk)).unwrap_or_default();
-        *cache = Some(Rules {
-            alert_pks,
-            next_alert_pk,
-            generation,
-            fetched: std::time::Instant::now(),
-            routes: routes.clone(),
-            silences: silences.clone(),
-        });
-        Ok((routes, silences))
-    }
-
-    async fn ingest_batch(&self, settings: &IngestSettings, rules: &mut Option<Rules>, jobs: Vec<Job>) {
-        let result = match self
-            .rules(settings, rules, jobs.iter().map(|j| j.now).max().unwrap_or_default())
-            .await
-        {
-            Ok((routes, silences)) => self.ingest_batch_inner(settings, routes, silences, rules, &jobs).await,
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(results) => {
-                metrics::histogram!("klaxon_ingest_batch_requests").record(jobs.len() as f64);
-                for (job, r) in jobs.into_iter().zip(results) {
-                    let _ = job.reply.send(r);
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, requests = jobs.len(), "ingest batch failed; nothing of it was stored");
-                let msg = e.to_string();
-                for job in jobs {
-                    let _ = job
-                        .reply
-                        .send(Err(StoreError::Conflict(format!("alert batch not stored: {msg}"))));
-                }
-            }
-        }
-    }
-
-    async fn ingest_batch_inner(
-        &self,
-        settings: &IngestSettings,
-        routes: Vec<Route>,
-        silences: Vec<Silence>,
-        carry: &mut Option<Rules>,
-        jobs: &[Job],
-    ) -> Result<Vec<Result<Vec<AlertOutcome>, StoreError>>, StoreError> {
-        let (alert_pks, next_alert_pk) = carry
-            .as_mut()
-            .map(|r| (std::mem::take(&mut r.alert_pks), r.next_alert_pk.take()))
-            .unwrap_or_default();
-        let mut tx = self.write.begin().await?;
-        let mut batch = Batch {
-            backend: self.backend,
-            settings,
-            reuse_window_ms: reuse_window_ms(settings, &routes),
-            routes,
-            silences,
-            alerts: HashMap::new(),
-            links: HashMap::new(),
-            new_links: Vec::new(),
-            groups: HashMap::new(),
-            dirty_groups: HashSet::new(),
-            incidents: HashMap::new(),
-            firing_base: HashMap::new(),
-            firing_delta: HashMap::new(),
-            counters: HashMap::new(),
-            alert_pks,
-            incident_pks: Vec::new(),
-            next_alert_pk,
-            next_incident_pk: None,
-            undo: Vec::new(),
-            touched_alerts: HashSet::new(),
-            touched_links: HashSet::new(),
-            touched_groups: HashSet::new(),
-            touched_incidents: HashSet::new(),
-            touched_deltas: HashSet::new(),
-            touched_counters: HashSet::new(),
-        };
-        let t0 = std::time::Instant::now();
-        batch.preload(&mut tx, jobs).await?;
-        let t_preload = t0.elapsed();
-        let mut results = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            batch.begin_request();
-            let mut out = Vec::with_capacity(job.alerts.len());
-            let mut failed = None;
-            for a in &job.alerts {
-                match batch.process(&mut tx, &job.integration, a, job.now).await {
-                    Ok(o) => out.push(o),
-                    Err(e @ StoreError::Domain(_)) => {
-                        failed = Some(e);
-                        break;
-                    }
-                    // Database trouble: the whole batch fails and is retried by the senders.
-                    Err(e) => return Err(e),
-                }
-            }
-            match failed {
-                Some(e) => {
-                    batch.rollback_request();
-                    results.push(Err(e));
-                }
-                None => results.push(Ok(out)),
-            }
-        }
-        if let Some(r) = carry.as_mut() {
-            // Only this writer inserts alerts, so its next key stays valid.
-            r.alert_pks = std::mem::take(&mut batch.alert_pks);
-            r.next_alert_pk = batch.next_alert_pk;
-        }
-        let t_decide = t0.elapsed();
-        batch.flush(&mut tx).await?;
-        let t_flush = t0.elapsed();
-        tx.commit().await?;
-        let t_commit = t0.elapsed();
-        for (phase, d) in [
-            ("preload", t_preload),
-            ("decide", t_decide - t_preload),
-            ("flush", t_flush - t_decide),
-            ("commit", t_commit - t_flush),
-        ] {
-            metrics::histogram!("klaxon_ingest_batch_phase_seconds", "phase" => phase).record(d.as_secs_f64());
-        }
-        Ok(results)
     }
 }

@@ -1,0 +1,278 @@
+//! Writing a decided batch: multi-row upserts, then the projections.
+
+use sqlx::{Any, AssertSqlSafe, Transaction};
+
+use super::batch::{AlertRow, Batch, IncState, RowState};
+use crate::incidents::{to_json, write_services};
+use crate::{Backend, StoreError};
+
+/// Values of a multi-row statement.
+pub(super) enum Val {
+    I(i64),
+    OI(Option<i64>),
+    S(String),
+    OS(Option<String>),
+}
+
+/// `INSERT INTO table (cols) VALUES (...), (...) [suffix]`, chunked.
+pub(super) async fn insert_rows(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    table: &str,
+    cols: &[&str],
+    rows: Vec<Vec<Val>>,
+    suffix: &str,
+) -> Result<(), StoreError> {
+    let per_row = cols.len();
+    // Few large statements: sqlx does not set TCP_NODELAY on PostgreSQL connections, so
+    // every multi-packet statement can wait out a delayed ACK (~40 ms).
+    let chunk = (30_000 / per_row.max(1)).max(1);
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let part: Vec<Vec<Val>> = rows.by_ref().take(chunk).collect();
+        let mut sql = format!("INSERT INTO {table} ({}) VALUES ", cols.join(", "));
+        for (r, _) in part.iter().enumerate() {
+            if r > 0 {
+                sql.push_str(", ");
+            }
+            // SQLite: anonymous `?` — binding by `$N` name costs a linear
+            // search per parameter, quadratic over a multi-row statement.
+            let ph: Vec<String> = match backend {
+                Backend::Sqlite => vec!["?".to_string(); per_row],
+                Backend::Postgres => (0..per_row).map(|c| format!("${}", r * per_row + c + 1)).collect(),
+            };
+            sql.push('(');
+            sql.push_str(&ph.join(", "));
+            sql.push(')');
+        }
+        sql.push_str(suffix);
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for row in part {
+            for v in row {
+                q = match v {
+                    Val::I(i) => q.bind(i),
+                    Val::OI(i) => q.bind(i),
+                    Val::S(s) => q.bind(s),
+                    Val::OS(s) => q.bind(s),
+                };
+            }
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+impl Batch<'_> {
+    // ---- writing -----------------------------------------------------
+
+    pub(super) async fn flush(self, tx: &mut Transaction<'_, Any>) -> Result<(), StoreError> {
+        let backend = self.backend;
+        // New incidents first (events and links point at them).
+        let mut incidents: Vec<(i64, IncState)> = self
+            .incidents
+            .into_iter()
+            .filter(|(_, s)| !s.events.is_empty())
+            .collect();
+        incidents.sort_by_key(|(pk, _)| *pk);
+        let inc_cols = [
+            "pk",
+            "id",
+            "title",
+            "severity",
+            "category",
+            "status",
+            "private",
+            "started_at",
+            "declared_at",
+            "updated_at",
+            "version",
+            "head_hash",
+            "body",
+        ];
+        let mut rows = Vec::new();
+        for (pk, st) in &incidents {
+            let i = &st.inc;
+            rows.push(vec![
+                Val::I(*pk),
+                Val::S(i.id.clone()),
+                Val::S(i.title.clone()),
+                Val::S(i.severity.clone()),
+                Val::OS(i.category.clone()),
+                Val::S(i.status.as_str().into()),
+                Val::I(i.private as i64),
+                Val::I(i.started_at.as_millisecond()),
+                Val::I(i.declared_at.as_millisecond()),
+                Val::I(i.updated_at.as_millisecond()),
+                Val::I(i.version as i64),
+                Val::S(st.head.clone()),
+                Val::S(to_json(i)?),
+            ]);
+        }
+        // New and changed incidents in one statement: insert, or update the projection.
+        insert_rows(
+            tx,
+            backend,
+            "incidents",
+            &inc_cols,
+            rows,
+            " ON CONFLICT (pk) DO UPDATE SET title = excluded.title, severity = excluded.severity, category = excluded.category, \
+             status = excluded.status, private = excluded.private, started_at = excluded.started_at, updated_at = excluded.updated_at, \
+             version = excluded.version, head_hash = excluded.head_hash, body = excluded.body",
+        )
+        .await?;
+        for (pk, st) in incidents.iter().filter(|(_, s)| s.is_new) {
+            write_services(tx, *pk, &st.inc.services).await?;
+        }
+        // Alerts.
+        let alert_cols = [
+            "pk",
+            "integration_id",
+            "dedup_key",
+            "status",
+            "acknowledged",
+            "suppressed_by",
+            "flapping",
+            "changes",
+            "summary",
+            "severity",
+            "source",
+            "labels",
+            "annotations",
+            "links",
+            "details",
+            "starts_at",
+            "ends_at",
+            "last_seen_at",
+            "receive_count",
+            "created_at",
+            "updated_at",
+        ];
+        let mut changed: Vec<AlertRow> = self
+            .alerts
+            .into_values()
+            .filter(|r| r.state != RowState::Clean)
+            .collect();
+        changed.sort_by_key(|r| r.pk);
+        let mut rows = Vec::with_capacity(changed.len());
+        for r in changed {
+            rows.push(vec![
+                Val::I(r.pk),
+                Val::S(r.integration_id),
+                Val::S(r.dedup_key),
+                Val::S(r.status),
+                Val::I(r.acknowledged as i64),
+                Val::OS(r.suppressed_by),
+                Val::I(r.flapping as i64),
+                Val::S(to_json(&r.changes)?),
+                Val::S(r.summary),
+                Val::OS(r.severity),
+                Val::OS(r.source),
+                Val::S(to_json(&r.labels)?),
+                Val::S(to_json(&r.annotations)?),
+                Val::S(r.links),
+                Val::S(r.details),
+                Val::I(r.starts_at),
+                Val::OI(r.ends_at),
+                Val::I(r.last_seen_at),
+                Val::I(r.receive_count),
+                Val::I(r.created_at),
+                Val::I(r.last_seen_at),
+            ]);
+        }
+        // Resolutions first would free the "one firing alert per key" index for
+        // a refire in the same statement; rows are distinct keys, so order by pk suffices.
+        insert_rows(
+            tx,
+            backend,
+            "alerts",
+            &alert_cols,
+            rows,
+            " ON CONFLICT (pk) DO UPDATE SET status = excluded.status, acknowledged = excluded.acknowledged, suppressed_by = excluded.suppressed_by, \
+             flapping = excluded.flapping, changes = excluded.changes, summary = excluded.summary, labels = excluded.labels, \
+             annotations = excluded.annotations, ends_at = excluded.ends_at, last_seen_at = excluded.last_seen_at, \
+             receive_count = excluded.receive_count, updated_at = excluded.updated_at",
+        )
+        .await?;
+        // Links and groups.
+        let links: Vec<Vec<Val>> = self
+            .new_links
+            .into_iter()
+            .map(|(i, a, r)| vec![Val::I(i), Val::I(a), Val::S(r)])
+            .collect();
+        insert_rows(
+            tx,
+            backend,
+            "incident_alerts",
+            &["incident_pk", "alert_pk", "route"],
+            links,
+            " ON CONFLICT (incident_pk, alert_pk) DO NOTHING",
+        )
+        .await?;
+        let now = incidents
+            .iter()
+            .map(|(_, s)| s.inc.updated_at.as_millisecond())
+            .max()
+            .unwrap_or(0);
+        let groups: Vec<Vec<Val>> = self
+            .dirty_groups
+            .into_iter()
+            .filter_map(|gk| match self.groups.get(&gk) {
+                Some(Some(pk)) => Some(vec![Val::S(gk), Val::I(*pk), Val::I(now)]),
+                _ => None,
+            })
+            .collect();
+        insert_rows(
+            tx,
+            backend,
+            "alert_groups",
+            &["group_key", "incident_pk", "updated_at"],
+            groups,
+            " ON CONFLICT (group_key) DO UPDATE SET incident_pk = excluded.incident_pk, updated_at = excluded.updated_at",
+        )
+        .await?;
+        // Timeline events.
+        let mut events = Vec::new();
+        for (pk, st) in &incidents {
+            for e in &st.events {
+                events.push(vec![
+                    Val::I(*pk),
+                    Val::I(e.seq as i64),
+                    Val::I(e.at.as_millisecond()),
+                    Val::S(e.actor.clone()),
+                    Val::S(e.kind.type_name().into()),
+                    Val::S(to_json(&e.kind)?),
+                    Val::S(e.prev_hash.clone()),
+                    Val::S(e.hash.clone()),
+                ]);
+            }
+        }
+        insert_rows(
+            tx,
+            backend,
+            "incident_events",
+            &[
+                "incident_pk",
+                "seq",
+                "at",
+                "actor",
+                "type",
+                "payload",
+                "prev_hash",
+                "hash",
+            ],
+            events,
+            "",
+        )
+        .await?;
+        for (scope, (last, dirty)) in self.counters {
+            if dirty {
+                sqlx::query("INSERT INTO id_counters (scope, last) VALUES ($1, $2) ON CONFLICT (scope) DO UPDATE SET last = excluded.last")
+                    .bind(scope)
+                    .bind(last)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
