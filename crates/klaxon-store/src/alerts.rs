@@ -30,14 +30,25 @@ const COLS: &str = "a.pk, a.integration_id, a.dedup_key, a.status, a.acknowledge
     a.labels, a.annotations, a.links, a.details, a.starts_at, a.ends_at, a.last_seen_at, a.receive_count, a.created_at, a.updated_at";
 
 impl Store {
-    async fn alert_from_row(&self, r: &AnyRow) -> Result<AlertRecord, StoreError> {
-        let pk: i64 = r.try_get("pk")?;
-        let incidents: Vec<String> = sqlx::query_scalar(
-            "SELECT i.id FROM incident_alerts ia JOIN incidents i ON i.pk = ia.incident_pk WHERE ia.alert_pk = $1 ORDER BY i.pk",
+    /// The incident IDs of alerts with keys in [lo, hi], in one query.
+    async fn incidents_of(&self, lo: i64, hi: i64) -> Result<std::collections::HashMap<i64, Vec<String>>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT ia.alert_pk, i.id FROM incident_alerts ia JOIN incidents i ON i.pk = ia.incident_pk \
+             WHERE ia.alert_pk BETWEEN $1 AND $2 ORDER BY i.pk",
         )
-        .bind(pk)
+        .bind(lo)
+        .bind(hi)
         .fetch_all(&self.read)
         .await?;
+        let mut out: std::collections::HashMap<i64, Vec<String>> = std::collections::HashMap::new();
+        for r in rows {
+            out.entry(r.try_get("alert_pk")?).or_default().push(r.try_get("id")?);
+        }
+        Ok(out)
+    }
+
+    fn alert_from_row(r: &AnyRow, incidents: Vec<String>) -> Result<AlertRecord, StoreError> {
+        let pk: i64 = r.try_get("pk")?;
         Ok(AlertRecord {
             id: pk,
             integration_id: r.try_get("integration_id")?,
@@ -69,7 +80,13 @@ impl Store {
             .fetch_optional(&self.read)
             .await?;
         match row {
-            Some(r) => Ok(Some(self.alert_from_row(&r).await?)),
+            Some(r) => {
+                let mut incidents = self.incidents_of(id, id).await?;
+                Ok(Some(Self::alert_from_row(
+                    &r,
+                    incidents.remove(&id).unwrap_or_default(),
+                )?))
+            }
             None => Ok(None),
         }
     }
@@ -115,9 +132,15 @@ impl Store {
             .bind(limit + 1)
             .fetch_all(&self.read)
             .await?;
-        let mut items = Vec::new();
-        for r in rows.iter().take(limit as usize) {
-            items.push(self.alert_from_row(r).await?);
+        let page = &rows[..rows.len().min(limit as usize)];
+        let pks: Vec<i64> = page.iter().map(|r| r.try_get("pk")).collect::<Result<_, _>>()?;
+        let mut incidents = match (pks.iter().min(), pks.iter().max()) {
+            (Some(lo), Some(hi)) => self.incidents_of(*lo, *hi).await?,
+            _ => Default::default(),
+        };
+        let mut items = Vec::with_capacity(page.len());
+        for (r, pk) in page.iter().zip(&pks) {
+            items.push(Self::alert_from_row(r, incidents.remove(pk).unwrap_or_default())?);
         }
         let cursor = if rows.len() as i64 > limit {
             items.last().map(|a| a.id)
