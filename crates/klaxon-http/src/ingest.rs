@@ -111,15 +111,11 @@ struct AmAlert {
 
 #[derive(Deserialize)]
 struct AmMessage {
-    #[serde(default)]
-    version: Option<String>,
     #[serde(rename = "groupKey", default)]
     group_key: Option<String>,
     #[serde(default)]
     status: Option<String>,
     alerts: Vec<AmAlert>,
-    #[serde(rename = "externalURL", default)]
-    external_url: Option<String>,
 }
 
 const MAX_ALERTS_PER_REQUEST: usize = 10_000;
@@ -133,7 +129,6 @@ fn parse_alertmanager(body: &[u8], grafana: bool) -> ApiResult<Vec<AlertInput>> 
             format!("at most {MAX_ALERTS_PER_REQUEST} alerts per request"),
         ));
     }
-    let _ = (&msg.version, &msg.status, &msg.external_url);
     let mut out = Vec::with_capacity(msg.alerts.len());
     for (i, a) in msg.alerts.into_iter().enumerate() {
         let field = |f: &str| format!("alerts[{i}].{f}");
