@@ -318,6 +318,73 @@ impl Client {
         })
     }
 
+    pub async fn create_schedule(
+        &self,
+        spec: &klaxon_domain::schedule::ScheduleSpec,
+    ) -> Result<klaxon_domain::schedule::Schedule> {
+        self.with_body(Method::POST, "/api/v1/schedules", spec).await
+    }
+
+    pub async fn put_schedule(
+        &self,
+        spec: &klaxon_domain::schedule::ScheduleSpec,
+    ) -> Result<klaxon_domain::schedule::Schedule> {
+        self.with_body(
+            Method::PUT,
+            &format!("/api/v1/schedules/{}", path_segment(&spec.name)),
+            spec,
+        )
+        .await
+    }
+
+    pub async fn schedules(&self) -> Result<Vec<klaxon_domain::schedule::Schedule>> {
+        self.get("/api/v1/schedules").await
+    }
+
+    pub async fn schedule(&self, id: &str) -> Result<klaxon_domain::schedule::Schedule> {
+        self.get(&format!("/api/v1/schedules/{}", path_segment(id))).await
+    }
+
+    pub async fn add_override(
+        &self,
+        id: &str,
+        body: &klaxon_domain::schedule::CreateOverride,
+    ) -> Result<klaxon_domain::schedule::ScheduleOverride> {
+        self.with_body(
+            Method::POST,
+            &format!("/api/v1/schedules/{}/overrides", path_segment(id)),
+            body,
+        )
+        .await
+    }
+
+    pub async fn oncall(&self, id: &str, at: Option<String>) -> Result<klaxon_domain::schedule::OnCall> {
+        let rb = self.request(Method::GET, &format!("/api/v1/schedules/{}/oncall", path_segment(id)));
+        let rb = match at {
+            Some(a) => rb.query(&[("at", a)]),
+            None => rb,
+        };
+        self.send(rb).await
+    }
+
+    pub async fn shifts(
+        &self,
+        id: &str,
+        from: &str,
+        to: &str,
+        role: Option<String>,
+    ) -> Result<Vec<klaxon_domain::schedule::ShiftOut>> {
+        let mut q = vec![("from", from.to_string()), ("to", to.to_string())];
+        if let Some(r) = role {
+            q.push(("role", r));
+        }
+        self.send(
+            self.request(Method::GET, &format!("/api/v1/schedules/{}/shifts", path_segment(id)))
+                .query(&q),
+        )
+        .await
+    }
+
     pub async fn ready(&self) -> Result<serde_json::Value> {
         self.get("/readyz").await
     }

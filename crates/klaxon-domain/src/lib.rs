@@ -14,6 +14,7 @@ pub mod id;
 pub mod incident;
 pub mod lifecycle;
 pub mod rotation;
+pub mod schedule;
 pub mod severity;
 pub mod wire;
 

@@ -10,6 +10,7 @@ mod limits;
 pub mod metrics;
 mod openapi;
 mod ops;
+mod schedules;
 mod state;
 mod tokens;
 
@@ -68,6 +69,21 @@ pub fn router(state: AppState) -> Router {
             "/routes/{name}",
             put(alerting::put_route).delete(alerting::delete_route),
         )
+        .route("/schedules", post(schedules::create).get(schedules::list))
+        .route(
+            "/schedules/{id}",
+            get(schedules::get).put(schedules::replace).delete(schedules::delete),
+        )
+        .route(
+            "/schedules/{id}/overrides",
+            post(schedules::add_override).get(schedules::list_overrides),
+        )
+        .route(
+            "/schedules/{id}/overrides/{override_id}",
+            axum::routing::delete(schedules::delete_override),
+        )
+        .route("/schedules/{id}/oncall", get(schedules::oncall))
+        .route("/schedules/{id}/shifts", get(schedules::shifts))
         .route("/severities", get(ops::severities))
         .route("/catalog", get(ops::catalog))
         .route("/openapi.json", get(openapi::document))

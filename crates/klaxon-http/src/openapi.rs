@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{alerting, incidents, ingest, ops, tokens};
+use crate::{alerting, incidents, ingest, ops, schedules, tokens};
 
 struct Bearer;
 
@@ -31,10 +31,12 @@ impl Modify for Bearer {
         alerting::list_alerts, alerting::get_alert, alerting::ack_alert, alerting::resolve_alert,
         alerting::create_silence, alerting::list_silences, alerting::expire_silence,
         alerting::list_routes, alerting::put_route, alerting::delete_route,
+        schedules::create, schedules::replace, schedules::list, schedules::get, schedules::delete,
+        schedules::add_override, schedules::list_overrides, schedules::delete_override, schedules::oncall, schedules::shifts,
         ops::severities, ops::catalog, ops::healthz, ops::readyz, ops::metrics,
     ),
     modifiers(&Bearer),
-    tags((name = "incidents"), (name = "ingest"), (name = "alerting"), (name = "tokens"), (name = "catalog"), (name = "operations"))
+    tags((name = "incidents"), (name = "ingest"), (name = "alerting"), (name = "on-call"), (name = "tokens"), (name = "catalog"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

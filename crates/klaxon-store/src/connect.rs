@@ -51,6 +51,7 @@ fn migrations(backend: Backend) -> Migrator {
         Backend::Sqlite => &[
             (1, "incidents", include_str!("../migrations/sqlite/0001_incidents.sql")),
             (2, "alerts", include_str!("../migrations/sqlite/0002_alerts.sql")),
+            (3, "schedules", include_str!("../migrations/sqlite/0003_schedules.sql")),
         ],
         Backend::Postgres => &[
             (
@@ -59,6 +60,11 @@ fn migrations(backend: Backend) -> Migrator {
                 include_str!("../migrations/postgres/0001_incidents.sql"),
             ),
             (2, "alerts", include_str!("../migrations/postgres/0002_alerts.sql")),
+            (
+                3,
+                "schedules",
+                include_str!("../migrations/postgres/0003_schedules.sql"),
+            ),
         ],
     };
     Migrator::with_migrations(

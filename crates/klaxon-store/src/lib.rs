@@ -12,6 +12,7 @@ mod error;
 mod incidents;
 mod ingest;
 mod integrations;
+mod schedules;
 mod tokens;
 
 pub use alerts::AlertFilter;

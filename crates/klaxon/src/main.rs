@@ -5,6 +5,7 @@ mod bench;
 mod bench_ingest;
 mod cli;
 mod cli_alerting;
+mod cli_oncall;
 mod config;
 mod output;
 mod serve;
@@ -70,6 +71,12 @@ enum Command {
     /// Alert routing rules.
     #[command(subcommand)]
     Route(Box<cli_alerting::RouteCmd>),
+    /// On-call schedules and overrides.
+    #[command(subcommand)]
+    Schedule(cli_oncall::ScheduleCmd),
+    /// Who is on call.
+    #[command(subcommand)]
+    Oncall(cli_oncall::OncallCmd),
     /// Check configuration.
     #[command(subcommand)]
     Config(cli::ConfigCmd),
@@ -114,6 +121,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Alert(cmd) => cli_alerting::alert(&client()?, cmd, cli.json).await,
         Command::Silence(cmd) => cli_alerting::silence(&client()?, cmd, cli.json).await,
         Command::Route(cmd) => cli_alerting::route(&client()?, *cmd, cli.json).await,
+        Command::Schedule(cmd) => cli_oncall::schedule(&client()?, cmd, cli.json).await,
+        Command::Oncall(cmd) => cli_oncall::oncall(&client()?, cmd, cli.json).await,
         Command::Config(cmd) => cli::config(cmd, cli.json),
         Command::Token(cmd) => cli::token(&client()?, cmd, cli.json).await,
         Command::Bench(cmd) => bench::run(cmd, &cli.url, cli.token.clone())

@@ -13,4 +13,5 @@ mod api_incidents;
 mod api_input;
 mod cli;
 mod ingest;
+mod schedules;
 mod timeline;
