@@ -385,6 +385,50 @@ impl Client {
         .await
     }
 
+    /// `kind` is `users` or `teams`.
+    pub async fn put_document<T: Serialize + DeserializeOwned>(&self, kind: &str, id: &str, doc: &T) -> Result<T> {
+        self.with_body(Method::PUT, &format!("/api/v1/{kind}/{}", path_segment(id)), doc)
+            .await
+    }
+
+    pub async fn documents(&self, kind: &str) -> Result<Vec<serde_json::Value>> {
+        self.get(&format!("/api/v1/{kind}")).await
+    }
+
+    pub async fn document(&self, kind: &str, id: &str) -> Result<serde_json::Value> {
+        self.get(&format!("/api/v1/{kind}/{}", path_segment(id))).await
+    }
+
+    pub async fn delete_document(&self, kind: &str, id: &str) -> Result<()> {
+        let resp = self
+            .request(Method::DELETE, &format!("/api/v1/{kind}/{}", path_segment(id)))
+            .send()
+            .await
+            .map_err(|e| ClientError::Http {
+                url: self.base.clone(),
+                source: e,
+            })?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let text = resp.text().await.unwrap_or_default();
+        Err(match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(b) => ClientError::Api {
+                status: status.as_u16(),
+                code: b.error.code,
+                message: b.error.message,
+                field: b.error.field,
+            },
+            Err(_) => ClientError::Api {
+                status: status.as_u16(),
+                code: "http".into(),
+                message: text,
+                field: None,
+            },
+        })
+    }
+
     pub async fn ready(&self) -> Result<serde_json::Value> {
         self.get("/readyz").await
     }

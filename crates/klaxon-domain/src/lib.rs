@@ -13,6 +13,7 @@ pub mod event;
 pub mod id;
 pub mod incident;
 pub mod lifecycle;
+pub mod people;
 pub mod rotation;
 pub mod schedule;
 pub mod severity;

@@ -10,6 +10,7 @@ mod limits;
 pub mod metrics;
 mod openapi;
 mod ops;
+mod people;
 mod schedules;
 mod state;
 mod tokens;
@@ -68,6 +69,16 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/routes/{name}",
             put(alerting::put_route).delete(alerting::delete_route),
+        )
+        .route("/users", get(people::list_users))
+        .route(
+            "/users/{id}",
+            get(people::get_user).put(people::put_user).delete(people::delete_user),
+        )
+        .route("/teams", get(people::list_teams))
+        .route(
+            "/teams/{id}",
+            get(people::get_team).put(people::put_team).delete(people::delete_team),
         )
         .route("/schedules", post(schedules::create).get(schedules::list))
         .route(

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{alerting, incidents, ingest, ops, schedules, tokens};
+use crate::{alerting, incidents, ingest, ops, people, schedules, tokens};
 
 struct Bearer;
 
@@ -31,6 +31,8 @@ impl Modify for Bearer {
         alerting::list_alerts, alerting::get_alert, alerting::ack_alert, alerting::resolve_alert,
         alerting::create_silence, alerting::list_silences, alerting::expire_silence,
         alerting::list_routes, alerting::put_route, alerting::delete_route,
+        people::put_user, people::list_users, people::get_user, people::delete_user,
+        people::put_team, people::list_teams, people::get_team, people::delete_team,
         schedules::create, schedules::replace, schedules::list, schedules::get, schedules::delete,
         schedules::add_override, schedules::list_overrides, schedules::delete_override, schedules::oncall, schedules::shifts,
         ops::severities, ops::catalog, ops::healthz, ops::readyz, ops::metrics,

@@ -52,6 +52,7 @@ fn migrations(backend: Backend) -> Migrator {
             (1, "incidents", include_str!("../migrations/sqlite/0001_incidents.sql")),
             (2, "alerts", include_str!("../migrations/sqlite/0002_alerts.sql")),
             (3, "schedules", include_str!("../migrations/sqlite/0003_schedules.sql")),
+            (4, "people", include_str!("../migrations/sqlite/0004_people.sql")),
         ],
         Backend::Postgres => &[
             (
@@ -65,6 +66,7 @@ fn migrations(backend: Backend) -> Migrator {
                 "schedules",
                 include_str!("../migrations/postgres/0003_schedules.sql"),
             ),
+            (4, "people", include_str!("../migrations/postgres/0004_people.sql")),
         ],
     };
     Migrator::with_migrations(
@@ -229,6 +231,18 @@ impl FromStr for Backend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn both_backends_have_the_same_migrations() {
+        let versions = |b| {
+            migrations(b)
+                .iter()
+                .map(|m| (m.version, m.description.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(versions(Backend::Sqlite), versions(Backend::Postgres));
+        assert_eq!(versions(Backend::Sqlite).len(), 4);
+    }
 
     #[test]
     fn loopback_postgres_goes_without_tls() {

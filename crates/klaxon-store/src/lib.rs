@@ -8,6 +8,7 @@
 mod alerts;
 mod clock;
 mod connect;
+mod documents;
 mod error;
 mod incidents;
 mod ingest;
@@ -18,6 +19,7 @@ mod tokens;
 pub use alerts::AlertFilter;
 pub use clock::SystemClock;
 pub use connect::{Backend, StoreOptions};
+pub use documents::Collection;
 pub use error::StoreError;
 pub use incidents::ListFilter;
 pub use ingest::{IngestSettings, Ingestor};

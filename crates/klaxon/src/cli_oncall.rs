@@ -37,6 +37,21 @@ pub enum ScheduleCmd {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum PeopleCmd {
+    /// Create or replace from a YAML or JSON file (see docs/oncall.md).
+    Apply {
+        file: PathBuf,
+    },
+    List,
+    Show {
+        id: String,
+    },
+    Delete {
+        id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum OncallCmd {
     /// Who is on call now (or --at), for one schedule or all.
     Now {
@@ -147,6 +162,91 @@ pub async fn schedule(c: &Client, cmd: ScheduleCmd, json: bool) -> anyhow::Resul
                     "Override {}: {} covers {} of {id} from {} to {}",
                     o.id, o.user, o.role, o.start, o.end
                 );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_doc<T: serde::de::DeserializeOwned>(file: &std::path::Path) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    if file.extension().is_some_and(|e| e == "json") {
+        Ok(serde_json::from_str(&text)?)
+    } else {
+        serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+    }
+}
+
+/// `klaxon user ...` and `klaxon team ...` (`kind` is `users` or `teams`).
+pub async fn people(c: &Client, kind: &str, cmd: PeopleCmd, json: bool) -> anyhow::Result<ExitCode> {
+    match cmd {
+        PeopleCmd::Apply { file } => {
+            let saved = if kind == "users" {
+                let u: klaxon_domain::people::User = read_doc(&file)?;
+                serde_json::to_value(c.put_document(kind, &u.id.clone(), &u).await?)?
+            } else {
+                let t: klaxon_domain::people::Team = read_doc(&file)?;
+                serde_json::to_value(c.put_document(kind, &t.id.clone(), &t).await?)?
+            };
+            if json {
+                output::json(&saved)?;
+            } else {
+                println!(
+                    "Saved {} {}",
+                    &kind[..kind.len() - 1],
+                    saved["id"].as_str().unwrap_or("")
+                );
+            }
+        }
+        PeopleCmd::List => {
+            let list = c.documents(kind).await?;
+            if json {
+                output::json(&list)?;
+            } else {
+                let mut t = output::table(&["ID", "NAME", "DETAILS"]);
+                for d in &list {
+                    let details = if kind == "users" {
+                        let methods: Vec<String> = d["contact_methods"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|m| {
+                                format!(
+                                    "{}:{}",
+                                    m["kind"].as_str().unwrap_or(""),
+                                    m["name"].as_str().unwrap_or("")
+                                )
+                            })
+                            .collect();
+                        format!(
+                            "{} · {} · {}",
+                            d["email"].as_str().unwrap_or(""),
+                            d["time_zone"].as_str().unwrap_or(""),
+                            methods.join(", ")
+                        )
+                    } else {
+                        d["members"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|m| m.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    t.add_row(vec![
+                        d["id"].as_str().unwrap_or("").to_string(),
+                        d["name"].as_str().unwrap_or("").to_string(),
+                        details,
+                    ]);
+                }
+                println!("{t}");
+            }
+        }
+        PeopleCmd::Show { id } => output::json(&c.document(kind, &id).await?)?,
+        PeopleCmd::Delete { id } => {
+            c.delete_document(kind, &id).await?;
+            if !json {
+                println!("Deleted {id}");
             }
         }
     }

@@ -71,6 +71,12 @@ enum Command {
     /// Alert routing rules.
     #[command(subcommand)]
     Route(Box<cli_alerting::RouteCmd>),
+    /// Users, their contact methods and notification rules.
+    #[command(subcommand)]
+    User(cli_oncall::PeopleCmd),
+    /// Teams of users.
+    #[command(subcommand)]
+    Team(cli_oncall::PeopleCmd),
     /// On-call schedules and overrides.
     #[command(subcommand)]
     Schedule(cli_oncall::ScheduleCmd),
@@ -121,6 +127,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Alert(cmd) => cli_alerting::alert(&client()?, cmd, cli.json).await,
         Command::Silence(cmd) => cli_alerting::silence(&client()?, cmd, cli.json).await,
         Command::Route(cmd) => cli_alerting::route(&client()?, *cmd, cli.json).await,
+        Command::User(cmd) => cli_oncall::people(&client()?, "users", cmd, cli.json).await,
+        Command::Team(cmd) => cli_oncall::people(&client()?, "teams", cmd, cli.json).await,
         Command::Schedule(cmd) => cli_oncall::schedule(&client()?, cmd, cli.json).await,
         Command::Oncall(cmd) => cli_oncall::oncall(&client()?, cmd, cli.json).await,
         Command::Config(cmd) => cli::config(cmd, cli.json),

@@ -224,3 +224,86 @@ both!(bad_schedules_and_queries_name_the_field, |app| {
     assert_eq!(status, 204);
     assert_eq!(app.client.schedule("platform").await.unwrap_err().status(), Some(404));
 });
+
+both!(users_and_teams, |app| {
+    let alice = json!({"id": "alice", "name": "Alice Doe", "email": "alice@example.com", "time_zone": "Europe/Berlin",
+        "contact_methods": [{"name": "slack", "kind": "slack", "address": "U024BE7LH"}, {"name": "phone", "kind": "sms", "address": "+4915112345678"}],
+        "notification_rules": [{"contact": "slack", "after_minutes": 0}, {"contact": "phone", "after_minutes": 5}]});
+    let (status, body) = app
+        .raw(
+            "PUT",
+            "/api/v1/users/alice",
+            Some(ADMIN),
+            Some(alice.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app.raw("GET", "/api/v1/users/alice", Some(ADMIN), None).await;
+    assert_eq!(
+        (status, body["notification_rules"][1]["after_minutes"].as_u64()),
+        (200, Some(5))
+    );
+    let mut bad = alice.clone();
+    bad["contact_methods"][1]["address"] = json!("0151 123");
+    let (status, body) = app
+        .raw(
+            "PUT",
+            "/api/v1/users/alice",
+            Some(ADMIN),
+            Some(bad.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("contact_methods[1].address")),
+        "{body}"
+    );
+    let (status, body) = app
+        .raw(
+            "PUT",
+            "/api/v1/users/bob",
+            Some(ADMIN),
+            Some(alice.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("id")), "{body}");
+
+    let team = json!({"id": "dba", "name": "Database team", "members": ["alice"]});
+    let (status, body) = app
+        .raw(
+            "PUT",
+            "/api/v1/teams/dba",
+            Some(ADMIN),
+            Some(team.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let ghost = json!({"id": "dba", "name": "Database team", "members": ["alice", "ghost"]});
+    let (status, body) = app
+        .raw(
+            "PUT",
+            "/api/v1/teams/dba",
+            Some(ADMIN),
+            Some(ghost.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("members[1]")),
+        "{body}"
+    );
+    assert_eq!(app.client.documents("teams").await.unwrap().len(), 1);
+    assert_eq!(app.anon.documents("users").await.unwrap_err().status(), Some(401));
+    let responder = app.client_with_role(klaxon_domain::wire::TokenRole::Responder).await;
+    let (status, _) = app.raw("DELETE", "/api/v1/users/nobody", Some(ADMIN), None).await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        responder.delete_document("users", "alice").await.unwrap_err().status(),
+        Some(403)
+    );
+    app.client.delete_document("users", "alice").await.unwrap();
+    assert_eq!(
+        app.client.document("users", "alice").await.unwrap_err().status(),
+        Some(404)
+    );
+});
