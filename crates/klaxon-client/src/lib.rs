@@ -130,6 +130,33 @@ impl Client {
         }
     }
 
+    /// For answers without a body (204).
+    async fn send_empty(&self, rb: RequestBuilder) -> Result<()> {
+        let resp = rb.send().await.map_err(|e| ClientError::Http {
+            url: self.base.clone(),
+            source: e,
+        })?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let text = resp.text().await.unwrap_or_default();
+        Err(match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(b) => ClientError::Api {
+                status: status.as_u16(),
+                code: b.error.code,
+                message: b.error.message,
+                field: b.error.field,
+            },
+            Err(_) => ClientError::Api {
+                status: status.as_u16(),
+                code: "http".into(),
+                message: text,
+                field: None,
+            },
+        })
+    }
+
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         self.send(self.request(Method::GET, path)).await
     }
@@ -289,33 +316,8 @@ impl Client {
     }
 
     pub async fn delete_route(&self, name: &str) -> Result<()> {
-        let resp = self
-            .request(Method::DELETE, &format!("/api/v1/routes/{}", path_segment(name)))
-            .send()
+        self.send_empty(self.request(Method::DELETE, &format!("/api/v1/routes/{}", path_segment(name))))
             .await
-            .map_err(|e| ClientError::Http {
-                url: self.base.clone(),
-                source: e,
-            })?;
-        if resp.status().is_success() {
-            return Ok(());
-        }
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
-        Err(match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(b) => ClientError::Api {
-                status,
-                code: b.error.code,
-                message: b.error.message,
-                field: b.error.field,
-            },
-            Err(_) => ClientError::Api {
-                status,
-                code: "http".into(),
-                message: text,
-                field: None,
-            },
-        })
     }
 
     pub async fn create_schedule(
@@ -400,33 +402,8 @@ impl Client {
     }
 
     pub async fn delete_document(&self, kind: &str, id: &str) -> Result<()> {
-        let resp = self
-            .request(Method::DELETE, &format!("/api/v1/{kind}/{}", path_segment(id)))
-            .send()
+        self.send_empty(self.request(Method::DELETE, &format!("/api/v1/{kind}/{}", path_segment(id))))
             .await
-            .map_err(|e| ClientError::Http {
-                url: self.base.clone(),
-                source: e,
-            })?;
-        let status = resp.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let text = resp.text().await.unwrap_or_default();
-        Err(match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(b) => ClientError::Api {
-                status: status.as_u16(),
-                code: b.error.code,
-                message: b.error.message,
-                field: b.error.field,
-            },
-            Err(_) => ClientError::Api {
-                status: status.as_u16(),
-                code: "http".into(),
-                message: text,
-                field: None,
-            },
-        })
     }
 
     pub async fn ready(&self) -> Result<serde_json::Value> {
