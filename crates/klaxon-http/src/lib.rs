@@ -80,6 +80,13 @@ pub fn router(state: AppState) -> Router {
             "/teams/{id}",
             get(people::get_team).put(people::put_team).delete(people::delete_team),
         )
+        .route("/escalation-policies", get(people::list_policies))
+        .route(
+            "/escalation-policies/{id}",
+            get(people::get_policy)
+                .put(people::put_policy)
+                .delete(people::delete_policy),
+        )
         .route("/schedules", post(schedules::create).get(schedules::list))
         .route(
             "/schedules/{id}",

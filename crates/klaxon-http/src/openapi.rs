@@ -33,6 +33,7 @@ impl Modify for Bearer {
         alerting::list_routes, alerting::put_route, alerting::delete_route,
         people::put_user, people::list_users, people::get_user, people::delete_user,
         people::put_team, people::list_teams, people::get_team, people::delete_team,
+        people::put_policy, people::list_policies, people::get_policy, people::delete_policy,
         schedules::create, schedules::replace, schedules::list, schedules::get, schedules::delete,
         schedules::add_override, schedules::list_overrides, schedules::delete_override, schedules::oncall, schedules::shifts,
         ops::severities, ops::catalog, ops::healthz, ops::readyz, ops::metrics,

@@ -1,8 +1,9 @@
-//! `/api/v1/users` and `/api/v1/teams`.
+//! `/api/v1/users`, `/api/v1/teams` and `/api/v1/escalation-policies`.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use klaxon_domain::escalation::{EscalationPolicy, EscalationTarget};
 use klaxon_domain::people::{Team, User};
 use klaxon_domain::wire::{ErrorBody, TokenRole};
 use klaxon_store::Collection;
@@ -101,5 +102,89 @@ pub async fn get_team(State(s): State<AppState>, caller: Caller, Path(id): Path<
     params(("id" = String, Path, description = "Team ID")), responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete_team(State(s): State<AppState>, Admin(_c): Admin, Path(id): Path<String>) -> ApiResult<StatusCode> {
     s.store.delete_document(Collection::Teams, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Every target must exist: users, teams, schedules (and their role).
+async fn check_targets(s: &AppState, p: &EscalationPolicy) -> ApiResult<()> {
+    for (i, l) in p.levels.iter().enumerate() {
+        for (j, t) in l.targets.iter().enumerate() {
+            let field = format!("levels[{i}].targets[{j}]");
+            let missing = match t {
+                EscalationTarget::User(id) => s
+                    .store
+                    .document::<User>(Collection::Users, id)
+                    .await?
+                    .is_none()
+                    .then(|| format!("no user {id:?}")),
+                EscalationTarget::Team(id) => s
+                    .store
+                    .document::<Team>(Collection::Teams, id)
+                    .await?
+                    .is_none()
+                    .then(|| format!("no team {id:?}")),
+                EscalationTarget::Schedule { id, role } => match s.store.schedule(id, s.clock.now()).await? {
+                    None => Some(format!("no schedule {id:?}")),
+                    Some(sch) => {
+                        let role = role.clone().unwrap_or_else(|| "primary".into());
+                        (!sch.spec.roles.contains_key(&role)).then(|| format!("schedule {id:?} has no role {role:?}"))
+                    }
+                },
+            };
+            if let Some(m) = missing {
+                return Err(ApiError::invalid(&field, m));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Create or replace an escalation policy; every target must exist.
+#[utoipa::path(put, path = "/api/v1/escalation-policies/{id}", tag = "on-call", request_body = EscalationPolicy, security(("bearer" = [])),
+    params(("id" = String, Path, description = "Policy ID")), responses((status = 200, body = EscalationPolicy), (status = 422, body = ErrorBody)))]
+pub async fn put_policy(
+    State(s): State<AppState>,
+    Admin(_c): Admin,
+    Path(id): Path<String>,
+    ApiJson(p): ApiJson<EscalationPolicy>,
+) -> ApiResult<Json<EscalationPolicy>> {
+    same_id(&id, &p.id)?;
+    p.validate().map_err(|e| ApiError::invalid(&e.field, e.to_string()))?;
+    check_targets(&s, &p).await?;
+    s.store
+        .put_document(Collection::EscalationPolicies, &id, &p, s.clock.now())
+        .await?;
+    Ok(Json(p))
+}
+
+#[utoipa::path(get, path = "/api/v1/escalation-policies", tag = "on-call", security(("bearer" = [])), responses((status = 200, body = Vec<EscalationPolicy>)))]
+pub async fn list_policies(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<EscalationPolicy>>> {
+    caller.require(TokenRole::Viewer)?;
+    Ok(Json(s.store.documents(Collection::EscalationPolicies).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/escalation-policies/{id}", tag = "on-call", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Policy ID")), responses((status = 200, body = EscalationPolicy), (status = 404, body = ErrorBody)))]
+pub async fn get_policy(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<EscalationPolicy>> {
+    caller.require(TokenRole::Viewer)?;
+    s.store
+        .document(Collection::EscalationPolicies, &id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("escalation policy {id} not found")))
+}
+
+#[utoipa::path(delete, path = "/api/v1/escalation-policies/{id}", tag = "on-call", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Policy ID")), responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_policy(
+    State(s): State<AppState>,
+    Admin(_c): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.store.delete_document(Collection::EscalationPolicies, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

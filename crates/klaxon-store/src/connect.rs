@@ -53,6 +53,11 @@ fn migrations(backend: Backend) -> Migrator {
             (2, "alerts", include_str!("../migrations/sqlite/0002_alerts.sql")),
             (3, "schedules", include_str!("../migrations/sqlite/0003_schedules.sql")),
             (4, "people", include_str!("../migrations/sqlite/0004_people.sql")),
+            (
+                5,
+                "escalation",
+                include_str!("../migrations/sqlite/0005_escalation.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -67,6 +72,11 @@ fn migrations(backend: Backend) -> Migrator {
                 include_str!("../migrations/postgres/0003_schedules.sql"),
             ),
             (4, "people", include_str!("../migrations/postgres/0004_people.sql")),
+            (
+                5,
+                "escalation",
+                include_str!("../migrations/postgres/0005_escalation.sql"),
+            ),
         ],
     };
     Migrator::with_migrations(
@@ -241,7 +251,7 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(versions(Backend::Sqlite), versions(Backend::Postgres));
-        assert_eq!(versions(Backend::Sqlite).len(), 4);
+        assert_eq!(versions(Backend::Sqlite).len(), 5);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::{Store, StoreError};
 pub enum Collection {
     Users,
     Teams,
+    EscalationPolicies,
 }
 
 impl Collection {
@@ -19,6 +20,7 @@ impl Collection {
         match self {
             Collection::Users => "users",
             Collection::Teams => "teams",
+            Collection::EscalationPolicies => "escalation_policies",
         }
     }
 
@@ -26,6 +28,7 @@ impl Collection {
         match self {
             Collection::Users => "user",
             Collection::Teams => "team",
+            Collection::EscalationPolicies => "escalation policy",
         }
     }
 }

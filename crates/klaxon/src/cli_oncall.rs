@@ -177,16 +177,23 @@ fn read_doc<T: serde::de::DeserializeOwned>(file: &std::path::Path) -> anyhow::R
     }
 }
 
-/// `klaxon user ...` and `klaxon team ...` (`kind` is `users` or `teams`).
+/// `klaxon user|team|escalation-policy ...` (`kind`: `users`, `teams`, `escalation-policies`).
 pub async fn people(c: &Client, kind: &str, cmd: PeopleCmd, json: bool) -> anyhow::Result<ExitCode> {
     match cmd {
         PeopleCmd::Apply { file } => {
-            let saved = if kind == "users" {
-                let u: klaxon_domain::people::User = read_doc(&file)?;
-                serde_json::to_value(c.put_document(kind, &u.id.clone(), &u).await?)?
-            } else {
-                let t: klaxon_domain::people::Team = read_doc(&file)?;
-                serde_json::to_value(c.put_document(kind, &t.id.clone(), &t).await?)?
+            let saved = match kind {
+                "users" => {
+                    let u: klaxon_domain::people::User = read_doc(&file)?;
+                    serde_json::to_value(c.put_document(kind, &u.id.clone(), &u).await?)?
+                }
+                "teams" => {
+                    let t: klaxon_domain::people::Team = read_doc(&file)?;
+                    serde_json::to_value(c.put_document(kind, &t.id.clone(), &t).await?)?
+                }
+                _ => {
+                    let p: klaxon_domain::escalation::EscalationPolicy = read_doc(&file)?;
+                    serde_json::to_value(c.put_document(kind, &p.id.clone(), &p).await?)?
+                }
             };
             if json {
                 output::json(&saved)?;
@@ -205,7 +212,15 @@ pub async fn people(c: &Client, kind: &str, cmd: PeopleCmd, json: bool) -> anyho
             } else {
                 let mut t = output::table(&["ID", "NAME", "DETAILS"]);
                 for d in &list {
-                    let details = if kind == "users" {
+                    let details = if kind == "escalation-policies" {
+                        let levels: Vec<String> = d["levels"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|l| format!("{} ({} min)", l["name"].as_str().unwrap_or("level"), l["delay_minutes"]))
+                            .collect();
+                        format!("{} · repeat {}", levels.join(" → "), d["repeat"])
+                    } else if kind == "users" {
                         let methods: Vec<String> = d["contact_methods"]
                             .as_array()
                             .into_iter()

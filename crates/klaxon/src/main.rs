@@ -77,6 +77,9 @@ enum Command {
     /// Teams of users.
     #[command(subcommand)]
     Team(cli_oncall::PeopleCmd),
+    /// Escalation policies: who is paged, in what order, after how long.
+    #[command(subcommand, name = "escalation-policy")]
+    EscalationPolicy(cli_oncall::PeopleCmd),
     /// On-call schedules and overrides.
     #[command(subcommand)]
     Schedule(cli_oncall::ScheduleCmd),
@@ -129,6 +132,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Route(cmd) => cli_alerting::route(&client()?, *cmd, cli.json).await,
         Command::User(cmd) => cli_oncall::people(&client()?, "users", cmd, cli.json).await,
         Command::Team(cmd) => cli_oncall::people(&client()?, "teams", cmd, cli.json).await,
+        Command::EscalationPolicy(cmd) => cli_oncall::people(&client()?, "escalation-policies", cmd, cli.json).await,
         Command::Schedule(cmd) => cli_oncall::schedule(&client()?, cmd, cli.json).await,
         Command::Oncall(cmd) => cli_oncall::oncall(&client()?, cmd, cli.json).await,
         Command::Config(cmd) => cli::config(cmd, cli.json),

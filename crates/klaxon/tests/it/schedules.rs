@@ -307,3 +307,75 @@ both!(users_and_teams, |app| {
         Some(404)
     );
 });
+
+both!(escalation_policies_check_their_targets, |app| {
+    app.client.create_schedule(&seed_002_example()).await.unwrap();
+    for u in ["team-lead", "eng-manager"] {
+        let body = json!({"id": u, "name": u, "email": format!("{u}@example.com")});
+        assert_eq!(
+            app.raw(
+                "PUT",
+                &format!("/api/v1/users/{u}"),
+                Some(ADMIN),
+                Some(body.to_string().into_bytes())
+            )
+            .await
+            .0,
+            200
+        );
+    }
+    let policy = json!({"id": "platform-escalation", "repeat": 1, "levels": [
+        {"name": "on-call engineer", "targets": [{"schedule": {"id": "platform", "role": "primary"}}], "delay_minutes": 15},
+        {"name": "team lead", "targets": [{"user": "team-lead"}], "delay_minutes": 15},
+        {"name": "engineering manager", "targets": [{"user": "eng-manager"}], "delay_minutes": 30}]});
+    let (status, body) = app
+        .raw(
+            "PUT",
+            "/api/v1/escalation-policies/platform-escalation",
+            Some(ADMIN),
+            Some(policy.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .raw(
+            "GET",
+            "/api/v1/escalation-policies/platform-escalation",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!((status, body["levels"][2]["delay_minutes"].as_u64()), (200, Some(30)));
+    for (change, field) in [
+        (json!({"targets": [{"user": "cto"}]}), "levels[1].targets[0]"),
+        (
+            json!({"targets": [{"schedule": {"id": "platform", "role": "janitor"}}]}),
+            "levels[1].targets[0]",
+        ),
+        (json!({"targets": [{"team": "vendors"}]}), "levels[1].targets[0]"),
+        (json!({"targets": []}), "levels[1].targets"),
+        (
+            json!({"targets": [{"user": "team-lead"}], "delay_minutes": 0}),
+            "levels[1].delay_minutes",
+        ),
+    ] {
+        let mut p = policy.clone();
+        for (k, v) in change.as_object().unwrap() {
+            p["levels"][1][k] = v.clone();
+        }
+        let (status, resp) = app
+            .raw(
+                "PUT",
+                "/api/v1/escalation-policies/platform-escalation",
+                Some(ADMIN),
+                Some(p.to_string().into_bytes()),
+            )
+            .await;
+        assert_eq!(
+            (status, resp["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{p} → {resp}"
+        );
+    }
+    assert_eq!(app.client.documents("escalation-policies").await.unwrap().len(), 1);
+});
