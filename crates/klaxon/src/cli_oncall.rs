@@ -198,11 +198,7 @@ pub async fn people(c: &Client, kind: &str, cmd: PeopleCmd, json: bool) -> anyho
             if json {
                 output::json(&saved)?;
             } else {
-                println!(
-                    "Saved {} {}",
-                    &kind[..kind.len() - 1],
-                    saved["id"].as_str().unwrap_or("")
-                );
+                println!("Saved {}", saved["id"].as_str().unwrap_or(""));
             }
         }
         PeopleCmd::List => {
@@ -250,7 +246,11 @@ pub async fn people(c: &Client, kind: &str, cmd: PeopleCmd, json: bool) -> anyho
                     };
                     t.add_row(vec![
                         d["id"].as_str().unwrap_or("").to_string(),
-                        d["name"].as_str().unwrap_or("").to_string(),
+                        d["name"]
+                            .as_str()
+                            .or(d["description"].as_str())
+                            .unwrap_or("")
+                            .to_string(),
                         details,
                     ]);
                 }
