@@ -7,7 +7,10 @@ use klaxon_domain::alert::{FlapPolicy, Matcher, Route, Silence};
 use klaxon_domain::config::{
     Catalog, Category, RoleDef, ServiceDef, default_categories, default_roles, default_severity_for,
 };
+use klaxon_domain::escalation::EscalationPolicy;
 use klaxon_domain::id::IdFormat;
+use klaxon_domain::people::{Team, User};
+use klaxon_domain::schedule::ScheduleSpec;
 use klaxon_domain::severity::{SeverityLevel, SeverityScheme};
 use klaxon_domain::wire::IntegrationFormat;
 use serde::Deserialize;
@@ -42,6 +45,12 @@ pub struct FileConfig {
     pub default_route: Option<Spanned<Route>>,
     /// Silences and maintenance windows kept in the file.
     pub silences: Option<Vec<Spanned<SilenceConfig>>>,
+    /// Users, teams, schedules and escalation policies as code (see docs/oncall.md);
+    /// created or replaced at each start.
+    pub users: Option<Vec<Spanned<User>>>,
+    pub teams: Option<Vec<Spanned<Team>>>,
+    pub schedules: Option<Vec<Spanned<ScheduleSpec>>>,
+    pub escalation_policies: Option<Vec<Spanned<EscalationPolicy>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -377,6 +386,21 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             kind: v.kind.clone().unwrap_or_else(|| "maintenance".into()),
         });
     }
+    let check = |list: &str, i: usize, line: u64, r: Result<(), klaxon_domain::FieldError>| {
+        r.map_err(|e| err(line, &format!("{list}[{i}].{}", e.field), e.message))
+    };
+    for (i, u) in fc.users.iter().flatten().enumerate() {
+        check("users", i, u.referenced.line(), u.value.validate())?;
+    }
+    for (i, t) in fc.teams.iter().flatten().enumerate() {
+        check("teams", i, t.referenced.line(), t.value.validate())?;
+    }
+    for (i, sc) in fc.schedules.iter().flatten().enumerate() {
+        check("schedules", i, sc.referenced.line(), sc.value.validate())?;
+    }
+    for (i, p) in fc.escalation_policies.iter().flatten().enumerate() {
+        check("escalation_policies", i, p.referenced.line(), p.value.validate())?;
+    }
     Ok(Config {
         file: fc,
         catalog: cat,
@@ -427,6 +451,18 @@ mod tests {
         let e = parse("auth:\n  require_token_for_reads: maybe\n", "k.yaml").unwrap_err();
         assert_eq!(e.key, "auth.require_token_for_reads", "{e}");
         assert_eq!(e.line, 2, "{e}");
+    }
+
+    #[test]
+    fn people_errors_name_file_line_and_key() {
+        let e = parse("users:\n  - id: alice\n    name: A\n    email: nope\n", "k.yaml").unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (2, "users[0].email"), "{e}");
+        let e = parse(
+            "schedules:\n  - name: s\n    time_zone: Mars/Base\n    roles: {}\n",
+            "k.yaml",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "schedules[0].time_zone", "{e}");
     }
 
     /// Every YAML example in docs/configuration.md must check.

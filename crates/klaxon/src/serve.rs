@@ -128,6 +128,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     for sil in &r.config.silences {
         store.create_silence(sil, clock.now()).await?;
     }
+    apply_people(&store, &r.config, clock.now()).await?;
     let mut ingest = IngestSettings::new(catalog.clone());
     ingest.routes = r.config.routes.clone();
     if let Some(d) = &r.config.default_route {
@@ -151,6 +152,31 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     eprintln!("Klaxon listening on http://{addr} (database: {})", redact(&r.store.url));
     app.run_until_stopped(shutdown_signal()).await?;
     store.close().await;
+    Ok(())
+}
+
+/// Users, teams, schedules and escalation policies from the file, created or
+/// replaced in that order so references resolve.
+async fn apply_people(store: &Store, cfg: &config::Config, now: jiff::Timestamp) -> anyhow::Result<()> {
+    use klaxon_store::Collection;
+    for u in cfg.file.users.iter().flatten() {
+        store
+            .put_document(Collection::Users, &u.value.id, &u.value, now)
+            .await?;
+    }
+    for t in cfg.file.teams.iter().flatten() {
+        store
+            .put_document(Collection::Teams, &t.value.id, &t.value, now)
+            .await?;
+    }
+    for s in cfg.file.schedules.iter().flatten() {
+        store.put_schedule(&s.value, true, now).await?;
+    }
+    for p in cfg.file.escalation_policies.iter().flatten() {
+        store
+            .put_document(Collection::EscalationPolicies, &p.value.id, &p.value, now)
+            .await?;
+    }
     Ok(())
 }
 

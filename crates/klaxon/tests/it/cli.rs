@@ -302,3 +302,39 @@ fn serve_uses_the_config_file_catalog() {
     assert!(inc["id"].as_str().expect("id").starts_with("OPS-"), "{inc}");
     assert_eq!(inc["severity"], "P0");
 }
+
+#[test]
+fn serve_applies_people_and_schedules_from_the_config_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("klaxon.yaml");
+    std::fs::write(
+        &cfg,
+        "users:\n  - {id: alice, name: Alice, email: alice@example.com}\nschedules:\n  - name: dba\n    time_zone: UTC\n    roles:\n      primary:\n        - {participants: [alice], shift: {weeks: 1}, start: 2026-01-05}\n",
+    )
+    .expect("write");
+    let db = format!("sqlite://{}", dir.path().join("k.db").display());
+    let server = serve(
+        dir.path(),
+        Some(&db),
+        Some(TOKEN),
+        &["--config", cfg.to_str().expect("path")],
+    );
+    let (code, out, err) = klaxon(
+        &server.url,
+        Some(TOKEN),
+        &[
+            "oncall",
+            "now",
+            "--schedule",
+            "dba",
+            "--at",
+            "2026-11-23T12:00:00Z",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"primary\": \"alice\""), "{out}");
+    let (code, out, _) = klaxon(&server.url, Some(TOKEN), &["user", "list"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("alice@example.com"), "{out}");
+}
