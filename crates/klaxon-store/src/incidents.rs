@@ -80,7 +80,7 @@ pub(crate) async fn write_services(
 }
 
 /// Declare inside an open transaction. Returns the incident and its internal key.
-pub(crate) async fn declare_tx(
+async fn declare_tx(
     tx: &mut Transaction<'_, Any>,
     draft: Incident,
     actor: &str,
@@ -131,7 +131,7 @@ pub(crate) async fn declare_tx(
 }
 
 /// Load an incident for update inside a transaction.
-pub(crate) async fn lock_incident(
+async fn lock_incident(
     tx: &mut Transaction<'_, Any>,
     backend: crate::Backend,
     id: &str,
@@ -154,7 +154,7 @@ pub(crate) async fn lock_incident(
 }
 
 /// Append already-decided events to a locked incident and update its projection.
-pub(crate) async fn append_tx(
+async fn append_tx(
     tx: &mut Transaction<'_, Any>,
     pk: i64,
     mut head: String,
@@ -198,7 +198,7 @@ pub(crate) async fn append_tx(
 }
 
 /// Run a command on a locked incident inside a transaction.
-pub(crate) async fn command_tx(
+async fn command_tx(
     tx: &mut Transaction<'_, Any>,
     backend: crate::Backend,
     id: &str,

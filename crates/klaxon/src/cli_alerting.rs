@@ -149,6 +149,15 @@ fn print(v: &impl serde::Serialize, json: bool, human: impl FnOnce()) -> anyhow:
     Ok(ExitCode::SUCCESS)
 }
 
+/// A JSON array of strings as a list (anything else: empty).
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.as_str().map(String::from))
+        .collect()
+}
+
 fn s(v: &Value, k: &str) -> String {
     match &v[k] {
         Value::String(s) => s.clone(),
@@ -235,12 +244,7 @@ pub async fn alert(c: &Client, cmd: AlertCmd, json: bool) -> anyhow::Result<Exit
                     if a["flapping"] == json!(true) {
                         status.push_str(" (flapping)");
                     }
-                    let incidents: Vec<String> = a["incidents"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|i| i.as_str().map(String::from))
-                        .collect();
+                    let incidents: Vec<String> = strings(&a["incidents"]);
                     t.add_row(vec![
                         s(a, "id"),
                         status,
@@ -297,12 +301,7 @@ pub async fn silence(c: &Client, cmd: SilenceCmd, json: bool) -> anyhow::Result<
     let table = |list: &[Value]| {
         let mut t = output::table(&["ID", "KIND", "MATCHERS", "STARTS", "ENDS", "BY", "COMMENT"]);
         for v in list {
-            let m: Vec<String> = v["matchers"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|m| m.as_str().map(String::from))
-                .collect();
+            let m: Vec<String> = strings(&v["matchers"]);
             t.add_row(vec![
                 s(v, "id"),
                 s(v, "kind"),
@@ -363,18 +362,8 @@ pub async fn route(c: &Client, cmd: RouteCmd, json: bool) -> anyhow::Result<Exit
                     "CONTINUE",
                 ]);
                 for r in &list {
-                    let m: Vec<String> = r["matchers"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|m| m.as_str().map(String::from))
-                        .collect();
-                    let g: Vec<String> = r["group_by"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|m| m.as_str().map(String::from))
-                        .collect();
+                    let m: Vec<String> = strings(&r["matchers"]);
+                    let g: Vec<String> = strings(&r["group_by"]);
                     t.add_row(vec![
                         s(r, "name"),
                         s(r, "source"),
