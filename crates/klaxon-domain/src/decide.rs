@@ -25,6 +25,25 @@ pub enum Command {
     Patch(Box<IncidentPatch>),
     Role { role: String, assignee: Option<String> },
     Note { text: String },
+    /// Back to triggered; escalation resumes.
+    Unack { reason: Option<String> },
+    /// Acknowledge until `until`; then page again.
+    Snooze { until: Timestamp },
+    /// Hand the incident to these users and page them now.
+    Reassign { users: Vec<String>, reason: Option<String> },
+    /// Page the next level of the escalation policy now.
+    EscalateNow { reason: Option<String> },
+}
+
+/// The longest a snooze may last.
+pub const SNOOZE_MAX: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+fn unack_event(inc: &Incident, reason: Option<String>, now: Timestamp, cat: &Catalog) -> EventKind {
+    let sev = cat.severities.find(&inc.severity);
+    EventKind::Unacknowledged {
+        reason,
+        ack_deadline: after(now, sev.and_then(|l| l.ack_target)),
+    }
 }
 
 /// How far in the future a caller may place `started_at`/`detected_at` (clock skew).
@@ -236,6 +255,11 @@ pub fn validate_declaration(req: &DeclareIncident, actor: &str, now: Timestamp, 
     }
     let roles = roles(cat, "roles", &req.roles)?;
     let declared_by = person("declared_by", actor)?;
+    let escalation_policy = match req.escalation_policy.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(p) if crate::config::is_slug(p) && !p.contains('/') => Some(p.to_string()),
+        Some(p) => return Err(DomainError::invalid("escalation_policy", format!("{p:?} is not a policy ID"))),
+    };
     Ok(Incident {
         id: String::new(),
         title,
@@ -261,6 +285,10 @@ pub fn validate_declaration(req: &DeclareIncident, actor: &str, now: Timestamp, 
         resolution_deadline: after(detected_at, sev.resolution_target),
         next_update_due: after(now, sev.update_cadence),
         reopen_count: 0,
+        escalation_policy,
+        assignees: vec![],
+        snoozed_until: None,
+        update_overdue: false,
         updated_at: now,
         version: 1,
     })
@@ -394,6 +422,75 @@ pub fn decide(inc: &Incident, cmd: Command, now: Timestamp, cat: &Catalog) -> Re
                 return Err(DomainError::invalid("text", "must not be empty"));
             }
             Ok(vec![EventKind::NoteAdded { text: t }])
+        }
+        Command::Unack { reason } => {
+            let reason = optional_text("reason", reason.as_deref(), limits::TEXT_MAX)?;
+            if inc.status != Status::Acknowledged {
+                return Err(DomainError::Conflict(format!(
+                    "incident {} is {}; only an acknowledged incident can be unacknowledged",
+                    inc.id, inc.status
+                )));
+            }
+            Ok(vec![unack_event(inc, reason, now, cat)])
+        }
+        Command::Snooze { until } => {
+            if until <= now {
+                return Err(DomainError::invalid("until", "must be in the future"));
+            }
+            if after(now, Some(SNOOZE_MAX)).is_some_and(|max| until > max) {
+                return Err(DomainError::invalid("until", "a snooze lasts at most 24 hours"));
+            }
+            if !matches!(inc.status, Status::Triggered | Status::Acknowledged) {
+                return Err(DomainError::Conflict(format!(
+                    "incident {} is {}; only triggered or acknowledged incidents can be snoozed",
+                    inc.id, inc.status
+                )));
+            }
+            Ok(vec![EventKind::Snoozed { until }])
+        }
+        Command::Reassign { users, reason } => {
+            let reason = optional_text("reason", reason.as_deref(), limits::TEXT_MAX)?;
+            if users.is_empty() || users.len() > 20 {
+                return Err(DomainError::invalid("users", "name 1 to 20 users"));
+            }
+            for (i, u) in users.iter().enumerate() {
+                if !is_slug(u) || u.contains('/') {
+                    return Err(DomainError::invalid(format!("users[{i}]"), format!("{u:?} is not a user ID")));
+                }
+            }
+            if !inc.status.is_open() {
+                return Err(DomainError::Conflict(format!(
+                    "incident {} is {}; reopen it before reassigning",
+                    inc.id, inc.status
+                )));
+            }
+            let mut out = Vec::new();
+            if inc.status == Status::Acknowledged {
+                out.push(unack_event(inc, None, now, cat));
+            }
+            out.push(EventKind::Reassigned { users, reason });
+            Ok(out)
+        }
+        Command::EscalateNow { reason } => {
+            let reason = optional_text("reason", reason.as_deref(), limits::TEXT_MAX)?;
+            if !inc.status.is_open() {
+                return Err(DomainError::Conflict(format!(
+                    "incident {} is {}; reopen it before escalating",
+                    inc.id, inc.status
+                )));
+            }
+            if inc.escalation_policy.is_none() {
+                return Err(DomainError::Conflict(format!(
+                    "incident {} has no escalation policy; reassign it to page someone",
+                    inc.id
+                )));
+            }
+            let mut out = Vec::new();
+            if inc.status == Status::Acknowledged {
+                out.push(unack_event(inc, None, now, cat));
+            }
+            out.push(EventKind::EscalationRequested { reason });
+            Ok(out)
         }
     }
 }

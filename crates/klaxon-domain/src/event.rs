@@ -103,6 +103,66 @@ pub enum EventKind {
         dedup_key: String,
         flapping: bool,
     },
+    /// The engine paged people: a level of the escalation policy, a
+    /// reassignment or an escalate-now.
+    Paged {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        policy: Option<String>,
+        /// 1-based level of the policy (0 for a reassignment).
+        level: u32,
+        /// Pass over the policy (1 = first, 2 = first repeat, ...).
+        #[serde(default)]
+        round: u32,
+        #[serde(default)]
+        level_name: String,
+        users: Vec<String>,
+        /// Notifications queued (user × notification rule).
+        #[serde(default)]
+        notifications: u32,
+        /// Level targets that reached nobody (unknown user, empty schedule, ...).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        unreachable: Vec<String>,
+    },
+    /// The escalation policy ran out of levels and repeats without an acknowledgement.
+    EscalationExhausted {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        policy: Option<String>,
+    },
+    /// Back to triggered: escalation resumes.
+    Unacknowledged {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<String>, format = DateTime)]
+        ack_deadline: Option<Timestamp>,
+    },
+    /// Acknowledged until `until`, then paged again.
+    Snoozed {
+        #[schema(value_type = String, format = DateTime)]
+        until: Timestamp,
+    },
+    /// Someone asked to page the next level now.
+    EscalationRequested {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// The incident was handed to these users; they are paged now.
+    Reassigned {
+        users: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A notification reached its target, or was given up on.
+    Notified {
+        notification_id: i64,
+        user: String,
+        channel: String,
+        contact: String,
+        attempts: u32,
+        delivered: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
 }
 
 impl EventKind {
@@ -119,6 +179,13 @@ impl EventKind {
             EventKind::AlertRepeated { .. } => "alert_repeated",
             EventKind::AlertResolved { .. } => "alert_resolved",
             EventKind::AlertFlapping { .. } => "alert_flapping",
+            EventKind::Paged { .. } => "paged",
+            EventKind::EscalationExhausted { .. } => "escalation_exhausted",
+            EventKind::Unacknowledged { .. } => "unacknowledged",
+            EventKind::Snoozed { .. } => "snoozed",
+            EventKind::EscalationRequested { .. } => "escalation_requested",
+            EventKind::Reassigned { .. } => "reassigned",
+            EventKind::Notified { .. } => "notified",
         }
     }
 }
@@ -259,6 +326,7 @@ pub fn apply(current: Option<Incident>, event: &TimelineEvent) -> Option<Inciden
             to, next_update_due, ..
         } => {
             inc.status = *to;
+            inc.snoozed_until = None;
             // Jumping straight to resolved (e.g. alerts auto-resolving) is not an acknowledgement.
             if *to >= Status::Acknowledged && *to < Status::Resolved && inc.acknowledged_at.is_none() {
                 inc.acknowledged_at = Some(at);
@@ -285,6 +353,7 @@ pub fn apply(current: Option<Incident>, event: &TimelineEvent) -> Option<Inciden
             ..
         } => {
             inc.status = *to;
+            inc.snoozed_until = None;
             inc.reopen_count += 1;
             inc.resolved_at = None;
             inc.closed_at = None;
@@ -324,11 +393,34 @@ pub fn apply(current: Option<Incident>, event: &TimelineEvent) -> Option<Inciden
                 inc.roles.remove(role);
             }
         },
+        EventKind::Paged { users, .. } | EventKind::Reassigned { users, .. } => {
+            inc.assignees = users.clone();
+        }
+        EventKind::Unacknowledged { ack_deadline, .. } => {
+            inc.status = Status::Triggered;
+            inc.acknowledged_at = None;
+            inc.snoozed_until = None;
+            if ack_deadline.is_some() {
+                inc.ack_deadline = *ack_deadline;
+            }
+        }
+        EventKind::Snoozed { until } => {
+            if inc.status == Status::Triggered {
+                inc.status = Status::Acknowledged;
+            }
+            if inc.acknowledged_at.is_none() {
+                inc.acknowledged_at = Some(at);
+            }
+            inc.snoozed_until = Some(*until);
+        }
         EventKind::NoteAdded { .. }
         | EventKind::AlertFired { .. }
         | EventKind::AlertRepeated { .. }
         | EventKind::AlertResolved { .. }
-        | EventKind::AlertFlapping { .. } => {}
+        | EventKind::AlertFlapping { .. }
+        | EventKind::EscalationExhausted { .. }
+        | EventKind::EscalationRequested { .. }
+        | EventKind::Notified { .. } => {}
     }
     inc.version = event.seq;
     inc.updated_at = at;

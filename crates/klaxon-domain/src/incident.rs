@@ -94,6 +94,19 @@ pub struct Incident {
     pub next_update_due: Option<Timestamp>,
     #[serde(default)]
     pub reopen_count: u32,
+    /// Escalation policy that pages people while the incident is unacknowledged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation_policy: Option<String>,
+    /// Who was paged last (by the policy, a reassignment or escalate-now).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assignees: Vec<String>,
+    /// Snoozed: acknowledged until this time, then paged again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub snoozed_until: Option<Timestamp>,
+    /// The next stakeholder update is late (set by the engine, cleared by an update).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub update_overdue: bool,
     /// Time of the last event.
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,

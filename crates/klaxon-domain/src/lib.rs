@@ -9,6 +9,7 @@ pub mod config;
 pub mod decide;
 pub mod duration;
 pub mod error;
+pub mod engine;
 pub mod escalation;
 pub mod event;
 pub mod id;

@@ -51,6 +51,10 @@ pub struct DeclareIncident {
     pub roles: BTreeMap<String, String>,
     #[serde(default)]
     pub private: bool,
+    /// Escalation policy that pages on-call people until someone acknowledges.
+    /// Default: the alert route's policy, else none (nobody is paged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation_policy: Option<String>,
 }
 
 /// Body of `PATCH /api/v1/incidents/{id}`: only the fields present change.

@@ -58,6 +58,7 @@ fn migrations(backend: Backend) -> Migrator {
                 "escalation",
                 include_str!("../migrations/sqlite/0005_escalation.sql"),
             ),
+            (6, "engine", include_str!("../migrations/sqlite/0006_engine.sql")),
         ],
         Backend::Postgres => &[
             (
@@ -77,6 +78,7 @@ fn migrations(backend: Backend) -> Migrator {
                 "escalation",
                 include_str!("../migrations/postgres/0005_escalation.sql"),
             ),
+            (6, "engine", include_str!("../migrations/postgres/0006_engine.sql")),
         ],
     };
     Migrator::with_migrations(

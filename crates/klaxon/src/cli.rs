@@ -56,6 +56,9 @@ pub enum IncidentCmd {
         detected_at: Option<jiff::Timestamp>,
         #[arg(long)]
         private: bool,
+        /// Page people with this escalation policy until someone acknowledges.
+        #[arg(long)]
+        escalation_policy: Option<String>,
     },
     /// List incidents, newest first.
     #[command(
@@ -230,6 +233,7 @@ pub async fn incident(c: &Client, cmd: IncidentCmd, json: bool) -> anyhow::Resul
             started_at,
             detected_at,
             private,
+            escalation_policy,
         } => {
             let req = DeclareIncident {
                 title,
@@ -244,6 +248,7 @@ pub async fn incident(c: &Client, cmd: IncidentCmd, json: bool) -> anyhow::Resul
                 detected_at,
                 roles: roles.into_iter().collect(),
                 private,
+                escalation_policy,
             };
             let inc = c.declare(&req).await?;
             if !json {

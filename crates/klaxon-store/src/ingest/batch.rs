@@ -151,6 +151,7 @@ pub(super) fn declaration(a: &AlertInput, route: &Route, cat: &Catalog, now: Tim
             .map(|d| d.chars().take(limits::DESCRIPTION_MAX).collect()),
         severity: Some(route.severity_for(a, &cat.severities, &cat.default_severity)),
         category: route.category.clone().filter(|c| cat.find_category(c).is_some()),
+        escalation_policy: route.escalation_policy.clone(),
         services,
         labels,
         detected_at: Some(detected),
