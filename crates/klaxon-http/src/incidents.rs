@@ -62,6 +62,10 @@ fn command_name(c: &Command) -> &'static str {
         Command::Patch(_) => "update",
         Command::Role { .. } => "role",
         Command::Note { .. } => "note",
+        Command::Unack { .. } => "unack",
+        Command::Snooze { .. } => "snooze",
+        Command::Reassign { .. } => "reassign",
+        Command::EscalateNow { .. } => "escalate",
     }
 }
 
