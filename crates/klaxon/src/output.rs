@@ -168,6 +168,67 @@ pub fn describe(kind: &EventKind) -> String {
                 format!("alert #{alert_id} is stable again")
             }
         }
+        EventKind::Paged {
+            policy,
+            level,
+            round,
+            level_name,
+            users,
+            notifications,
+            unreachable,
+        } => {
+            let what = match (policy, level) {
+                (Some(p), l) if *l > 0 => format!(
+                    "{p} level {l}{}{}",
+                    if level_name.is_empty() { String::new() } else { format!(" ({level_name})") },
+                    if *round > 1 { format!(", round {round}") } else { String::new() }
+                ),
+                _ => "reassigned".to_string(),
+            };
+            let nobody = if unreachable.is_empty() {
+                String::new()
+            } else {
+                format!("; unreachable: {}", unreachable.join(", "))
+            };
+            let who = if users.is_empty() { "nobody".to_string() } else { users.join(", ") };
+            format!("paged {who} — {what}, {notifications} notifications{nobody}")
+        }
+        EventKind::EscalationExhausted { policy } => format!(
+            "escalation policy {} ran out of levels without an acknowledgement",
+            policy.as_deref().unwrap_or("-")
+        ),
+        EventKind::Unacknowledged { reason, .. } => format!(
+            "unacknowledged{}",
+            reason.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
+        ),
+        EventKind::Snoozed { until } => format!("snoozed until {until}"),
+        EventKind::EscalationRequested { reason } => format!(
+            "escalation to the next level requested{}",
+            reason.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
+        ),
+        EventKind::Reassigned { users, reason } => format!(
+            "reassigned to {}{}",
+            users.join(", "),
+            reason.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
+        ),
+        EventKind::Notified {
+            user,
+            channel,
+            contact,
+            attempts,
+            delivered,
+            error,
+            ..
+        } => {
+            if *delivered {
+                format!("notified {user} by {channel} ({contact}) after {attempts} attempt(s)")
+            } else {
+                format!(
+                    "gave up notifying {user} by {channel} ({contact}) after {attempts} attempt(s): {}",
+                    error.as_deref().unwrap_or("unknown error")
+                )
+            }
+        }
     }
 }
 
