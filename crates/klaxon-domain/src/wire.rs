@@ -418,3 +418,33 @@ pub struct CreateSilence {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
 }
+
+/// A notification as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct Notification {
+    pub id: i64,
+    pub idempotency_key: String,
+    pub incident_id: String,
+    pub user: String,
+    /// `webhook`, `email`, `sms`, `voice`, `slack`.
+    pub channel: String,
+    /// The user's contact method name.
+    pub contact: String,
+    pub address: String,
+    /// `pending`, `delivered`, `dead` or `cancelled`.
+    pub state: String,
+    pub attempts: u32,
+    #[schema(value_type = String, format = DateTime)]
+    pub due_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub delivered_at: Option<Timestamp>,
+    /// The JSON document delivered.
+    #[serde(skip)]
+    pub body: String,
+}
+

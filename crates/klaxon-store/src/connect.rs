@@ -175,6 +175,7 @@ impl Store {
                 write: pool.clone(),
                 read: pool,
                 rules_generation: Default::default(),
+                engine_wake: Default::default(),
             });
         }
         if !url.starts_with("sqlite:") {
@@ -225,6 +226,7 @@ impl Store {
             write,
             read,
             rules_generation: Default::default(),
+                engine_wake: Default::default(),
         })
     }
 }

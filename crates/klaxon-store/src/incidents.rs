@@ -127,11 +127,12 @@ async fn declare_tx(
     })?;
     write_services(tx, pk, &inc.services).await?;
     insert_event(tx, pk, &ev).await?;
+    crate::timers::after_events(tx, pk, &inc, std::slice::from_ref(&ev), now).await?;
     Ok((inc, pk, ev))
 }
 
 /// Load an incident for update inside a transaction.
-async fn lock_incident(
+pub(crate) async fn lock_incident(
     tx: &mut Transaction<'_, Any>,
     backend: crate::Backend,
     id: &str,
@@ -154,7 +155,7 @@ async fn lock_incident(
 }
 
 /// Append already-decided events to a locked incident and update its projection.
-async fn append_tx(
+pub(crate) async fn append_tx(
     tx: &mut Transaction<'_, Any>,
     pk: i64,
     mut head: String,
@@ -211,7 +212,9 @@ async fn command_tx(
         .await?
         .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
     let kinds = decide::decide(&inc, cmd, now, cat)?;
-    append_tx(tx, pk, head, inc, kinds, actor, now).await
+    let (inc, events) = append_tx(tx, pk, head, inc, kinds, actor, now).await?;
+    crate::timers::after_events(tx, pk, &inc, &events, now).await?;
+    Ok((inc, events))
 }
 
 impl Store {
@@ -228,6 +231,7 @@ impl Store {
         let mut tx = self.write.begin().await?;
         let (inc, _, ev) = declare_tx(&mut tx, draft, actor, now, cat).await?;
         tx.commit().await?;
+        self.wake_engine();
         Ok((inc, ev))
     }
 
@@ -245,6 +249,7 @@ impl Store {
         let out = command_tx(&mut tx, self.backend, id, cmd, actor, now, cat).await?;
         if !out.1.is_empty() {
             tx.commit().await?;
+            self.wake_engine();
         }
         Ok(out)
     }

@@ -13,7 +13,9 @@ mod error;
 mod incidents;
 mod ingest;
 mod integrations;
+mod outbox;
 mod schedules;
+mod timers;
 mod tokens;
 
 pub use alerts::AlertFilter;
@@ -24,6 +26,8 @@ pub use error::StoreError;
 pub use incidents::ListFilter;
 pub use ingest::{IngestSettings, Ingestor};
 pub use integrations::new_integration_key;
+pub use outbox::{ClaimedNotification, Delivery, Notification, NotificationFilter};
+pub use timers::{ClaimedTimer, ESCALATION, NewNotification, StepOutcome, TimerNext};
 pub use tokens::{hash_secret, new_secret, random_hex};
 
 use sqlx::AnyPool;
@@ -37,6 +41,8 @@ pub struct Store {
     read: AnyPool,
     /// Bumped when routes or silences change, so cached copies are refreshed.
     rules_generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Rung after commits that change timers or notifications.
+    engine_wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Store {

@@ -263,6 +263,7 @@ impl Store {
         batch.flush(&mut tx).await?;
         let t_flush = t0.elapsed();
         tx.commit().await?;
+        self.wake_engine();
         let t_commit = t0.elapsed();
         for (phase, d) in [
             ("preload", t_preload),

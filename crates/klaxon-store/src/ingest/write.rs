@@ -123,6 +123,12 @@ impl Batch<'_> {
         for (pk, st) in incidents.iter().filter(|(_, s)| s.is_new) {
             write_services(tx, *pk, &st.inc.services).await?;
         }
+        let now_ts = incidents.iter().map(|(_, s)| s.inc.updated_at).max();
+        for (pk, st) in &incidents {
+            if let Some(now) = now_ts {
+                crate::timers::after_events(tx, *pk, &st.inc, &st.events, now).await?;
+            }
+        }
         // Alerts.
         let alert_cols = [
             "pk",

@@ -1,0 +1,371 @@
+//! Durable timers: escalation steps (and other scheduled work) as rows with a
+//! due time and a lease.
+//!
+//! A node claims due rows by writing its lease (`FOR UPDATE SKIP LOCKED` on
+//! PostgreSQL, the single writer on SQLite). What a timer does when it fires
+//! commits in one transaction with the timer's next state, guarded by the
+//! lease: a step whose lease was lost (the node stalled past the lease and
+//! another node claimed it, or an acknowledgement changed the timer) rolls
+//! back. So each step fires exactly once whichever node runs it.
+
+use jiff::Timestamp;
+use klaxon_domain::engine::EscalationOp;
+use klaxon_domain::{EventKind, Incident, TimelineEvent};
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+
+use crate::{Backend, Store, StoreError};
+
+/// Timer kind of escalation steps (one per incident, key `esc:<pk>`).
+pub const ESCALATION: &str = "escalation";
+
+fn esc_key(pk: i64) -> String {
+    format!("esc:{pk}")
+}
+
+/// A claimed timer.
+#[derive(Debug, Clone)]
+pub struct ClaimedTimer {
+    pub key: String,
+    pub kind: String,
+    pub incident_pk: Option<i64>,
+    pub step: u32,
+    pub forced: bool,
+    /// Users to page first (a reassignment).
+    pub page: Option<Vec<String>>,
+    pub due_at: Timestamp,
+    /// The lease token; the completion must present it.
+    pub lease: String,
+    pub attempts: u32,
+}
+
+/// What an escalation timer does next after firing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimerNext {
+    pub step: u32,
+    /// `None`: paused until an event moves it.
+    pub due_at: Option<Timestamp>,
+}
+
+/// A notification to queue in the outbox.
+#[derive(Debug, Clone)]
+pub struct NewNotification {
+    pub idempotency_key: String,
+    pub user_id: String,
+    pub channel: String,
+    pub contact: String,
+    pub address: String,
+    pub body: String,
+    pub due_at: Timestamp,
+    /// Drop it if the incident is acknowledged before it is due.
+    pub cancel_on_ack: bool,
+}
+
+/// The result of firing an escalation step, committed together.
+#[derive(Debug, Clone)]
+pub struct StepOutcome {
+    pub events: Vec<EventKind>,
+    pub notifications: Vec<NewNotification>,
+    pub next: TimerNext,
+}
+
+/// Apply timer changes inside the transaction that appended the events.
+pub(crate) async fn apply_escalation_ops(
+    tx: &mut Transaction<'_, Any>,
+    pk: i64,
+    ops: &[EscalationOp],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let key = esc_key(pk);
+    let insert = "INSERT INTO timers (key, kind, incident_pk, step, forced, page, due_at, attempts, created_at) \
+                  VALUES ($1, 'escalation', $2, 0, $3, $4, $5, 0, $6) ON CONFLICT (key) DO UPDATE SET ";
+    for op in ops {
+        let (sql, forced, page, due): (String, i64, Option<String>, Option<i64>) = match op {
+            EscalationOp::Start { at } => (
+                format!(
+                    "{insert}step = 0, forced = 0, page = NULL, due_at = excluded.due_at, lease_owner = NULL, lease_until = NULL"
+                ),
+                0,
+                None,
+                Some(at.as_millisecond()),
+            ),
+            EscalationOp::Resume { at } => (
+                format!("{insert}due_at = excluded.due_at, lease_owner = NULL, lease_until = NULL"),
+                0,
+                None,
+                Some(at.as_millisecond()),
+            ),
+            EscalationOp::Force { at } => (
+                format!("{insert}due_at = excluded.due_at, forced = 1, lease_owner = NULL, lease_until = NULL"),
+                1,
+                None,
+                Some(at.as_millisecond()),
+            ),
+            EscalationOp::Page { users, at } => (
+                format!("{insert}due_at = excluded.due_at, page = excluded.page, lease_owner = NULL, lease_until = NULL"),
+                0,
+                Some(crate::incidents::to_json(users)?),
+                Some(at.as_millisecond()),
+            ),
+            EscalationOp::Pause => {
+                sqlx::query(
+                    "UPDATE timers SET due_at = NULL, forced = 0, lease_owner = NULL, lease_until = NULL WHERE key = $1",
+                )
+                .bind(key.clone())
+                .execute(&mut **tx)
+                .await?;
+                continue;
+            }
+            EscalationOp::Stop => {
+                sqlx::query("DELETE FROM timers WHERE key = $1")
+                    .bind(key.clone())
+                    .execute(&mut **tx)
+                    .await?;
+                continue;
+            }
+        };
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(key.clone())
+            .bind(pk)
+            .bind(forced)
+            .bind(page)
+            .bind(due)
+            .bind(now.as_millisecond())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The escalation timer changes that appended events call for.
+pub(crate) async fn after_events(
+    tx: &mut Transaction<'_, Any>,
+    pk: i64,
+    inc: &Incident,
+    events: &[TimelineEvent],
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let ops = klaxon_domain::engine::escalation_ops(inc, events);
+    if ops.is_empty() {
+        return Ok(false);
+    }
+    apply_escalation_ops(tx, pk, &ops, now).await?;
+    Ok(true)
+}
+
+fn ts(v: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_millisecond(v).map_err(|e| StoreError::Corrupt(format!("timestamp {v}: {e}")))
+}
+
+impl Store {
+    /// Wake the engine: timers or notifications changed.
+    pub fn wake_engine(&self) {
+        self.engine_wake.notify_one();
+    }
+
+    /// Resolves when [`Store::wake_engine`] was called (by this process).
+    pub async fn engine_woken(&self) {
+        self.engine_wake.notified().await;
+    }
+
+    /// Claim up to `limit` due timers for `lease_for`; `owner` names the node.
+    pub async fn claim_timers(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_for: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<ClaimedTimer>, StoreError> {
+        let token = crate::random_hex(&format!("{owner}:"), 6);
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let until = now.as_millisecond().saturating_add(lease_for.as_millis() as i64);
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE timers SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 WHERE key IN \
+             (SELECT key FROM timers WHERE due_at IS NOT NULL AND due_at <= $3 AND (lease_until IS NULL OR lease_until <= $3) \
+              ORDER BY due_at LIMIT $4{lock}) \
+             RETURNING key, kind, incident_pk, step, forced, page, due_at, attempts"
+        )))
+        .bind(token.clone())
+        .bind(until)
+        .bind(now.as_millisecond())
+        .bind(limit as i64)
+        .fetch_all(&self.write)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let page: Option<String> = r.try_get("page")?;
+            out.push(ClaimedTimer {
+                key: r.try_get("key")?,
+                kind: r.try_get("kind")?,
+                incident_pk: r.try_get("incident_pk")?,
+                step: r.try_get::<i64, _>("step")? as u32,
+                forced: r.try_get::<i64, _>("forced")? != 0,
+                page: page
+                    .map(|p| serde_json::from_str(&p).map_err(|e| StoreError::Corrupt(format!("timer page: {e}"))))
+                    .transpose()?,
+                due_at: ts(r.try_get("due_at")?)?,
+                lease: token.clone(),
+                attempts: r.try_get::<i64, _>("attempts")? as u32,
+            });
+        }
+        out.sort_by_key(|t| t.due_at);
+        Ok(out)
+    }
+
+    /// The earliest due time of an unleased timer.
+    pub async fn next_timer_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(due_at) FROM timers WHERE due_at IS NOT NULL AND lease_owner IS NULL")
+                .fetch_one(&self.read)
+                .await?;
+        v.map(ts).transpose()
+    }
+
+    /// Give a claimed timer back (it fires again at once, on any node).
+    pub async fn release_timer(&self, t: &ClaimedTimer) -> Result<(), StoreError> {
+        sqlx::query("UPDATE timers SET lease_owner = NULL, lease_until = NULL WHERE key = $1 AND lease_owner = $2")
+            .bind(t.key.clone())
+            .bind(t.lease.clone())
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// Delete claimed timers that only mark a time (benchmarks); returns how many were still ours.
+    pub async fn complete_timers(&self, done: &[ClaimedTimer]) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for chunk in done.chunks(500) {
+            let mut sql = String::from("DELETE FROM timers WHERE (key, lease_owner) IN (");
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
+            }
+            sql.push(')');
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for t in chunk {
+                q = q.bind(t.key.clone()).bind(t.lease.clone());
+            }
+            n += q.execute(&self.write).await?.rows_affected();
+        }
+        Ok(n)
+    }
+
+    /// Schedule plain timers (benchmarks and tests): `(key, due)`.
+    pub async fn insert_timers(&self, kind: &str, timers: &[(String, Timestamp)], now: Timestamp) -> Result<(), StoreError> {
+        let mut tx = self.write.begin().await?;
+        for chunk in timers.chunks(1000) {
+            let mut sql = String::from("INSERT INTO timers (key, kind, due_at, created_at) VALUES ");
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("(${}, ${}, ${}, ${})", 4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * i + 4));
+            }
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (key, due) in chunk {
+                q = q
+                    .bind(key.clone())
+                    .bind(kind.to_string())
+                    .bind(due.as_millisecond())
+                    .bind(now.as_millisecond());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        self.wake_engine();
+        Ok(())
+    }
+
+    /// Pending timers of a kind (tests, `klaxon bench timers`).
+    pub async fn count_timers(&self, kind: &str) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM timers WHERE kind = $1")
+            .bind(kind.to_string())
+            .fetch_one(&self.read)
+            .await?)
+    }
+
+    /// The incident an escalation timer belongs to.
+    pub async fn incident_by_pk(&self, pk: i64) -> Result<Option<Incident>, StoreError> {
+        let body: Option<String> = sqlx::query_scalar("SELECT body FROM incidents WHERE pk = $1")
+            .bind(pk)
+            .fetch_optional(&self.read)
+            .await?;
+        body.as_deref().map(crate::incidents::parse_body).transpose()
+    }
+
+    /// Commit a fired escalation step: the events, the notifications and the
+    /// timer's next state, if the lease is still ours and the incident is still
+    /// in `expect_status`. Returns false (nothing written) otherwise.
+    pub async fn complete_escalation(
+        &self,
+        t: &ClaimedTimer,
+        expect: &Incident,
+        out: StepOutcome,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let Some(pk) = t.incident_pk else {
+            return Ok(false);
+        };
+        let mut tx = self.write.begin().await?;
+        let Some((locked_pk, head, inc)) = crate::incidents::lock_incident(&mut tx, self.backend, &expect.id).await?
+        else {
+            return Ok(false);
+        };
+        if locked_pk != pk
+            || inc.status != expect.status
+            || inc.snoozed_until != expect.snoozed_until
+            || inc.escalation_policy != expect.escalation_policy
+        {
+            return Ok(false);
+        }
+        let next_due = out.next.due_at.map(|d| d.as_millisecond());
+        let updated = sqlx::query(
+            "UPDATE timers SET step = $1, due_at = $2, forced = 0, page = NULL, lease_owner = NULL, lease_until = NULL, attempts = 0 \
+             WHERE key = $3 AND lease_owner = $4",
+        )
+        .bind(out.next.step as i64)
+        .bind(next_due)
+        .bind(t.key.clone())
+        .bind(t.lease.clone())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated != 1 {
+            return Ok(false);
+        }
+        let n_notes = out.notifications.len();
+        for n in out.notifications {
+            sqlx::query(
+                "INSERT INTO notifications (idempotency_key, incident_pk, incident_id, user_id, channel, contact, address, body, \
+                 state, cancel_on_ack, attempts, due_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, 0, $10, $11) ON CONFLICT (idempotency_key) DO NOTHING",
+            )
+            .bind(n.idempotency_key)
+            .bind(pk)
+            .bind(inc.id.clone())
+            .bind(n.user_id)
+            .bind(n.channel)
+            .bind(n.contact)
+            .bind(n.address)
+            .bind(n.body)
+            .bind(n.cancel_on_ack as i64)
+            .bind(n.due_at.as_millisecond())
+            .bind(now.as_millisecond())
+            .execute(&mut *tx)
+            .await?;
+        }
+        // Without timer ops: events the step appends (an unacknowledgement at
+        // the end of a snooze) must not move the timer it just set.
+        crate::incidents::append_tx(&mut tx, pk, head, inc, out.events, actor, now).await?;
+        tx.commit().await?;
+        if n_notes > 0 {
+            self.wake_engine();
+        }
+        Ok(true)
+    }
+}
