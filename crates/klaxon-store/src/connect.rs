@@ -175,7 +175,8 @@ impl Store {
                 write: pool.clone(),
                 read: pool,
                 rules_generation: Default::default(),
-                engine_wake: Default::default(),
+                timers_wake: Default::default(),
+                outbox_wake: Default::default(),
             });
         }
         if !url.starts_with("sqlite:") {
@@ -226,7 +227,8 @@ impl Store {
             write,
             read,
             rules_generation: Default::default(),
-                engine_wake: Default::default(),
+                timers_wake: Default::default(),
+                outbox_wake: Default::default(),
         })
     }
 }

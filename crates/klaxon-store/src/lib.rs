@@ -42,7 +42,8 @@ pub struct Store {
     /// Bumped when routes or silences change, so cached copies are refreshed.
     rules_generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Rung after commits that change timers or notifications.
-    engine_wake: std::sync::Arc<tokio::sync::Notify>,
+    timers_wake: std::sync::Arc<tokio::sync::Notify>,
+    outbox_wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Store {

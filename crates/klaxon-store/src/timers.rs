@@ -159,12 +159,18 @@ fn ts(v: i64) -> Result<Timestamp, StoreError> {
 impl Store {
     /// Wake the engine: timers or notifications changed.
     pub fn wake_engine(&self) {
-        self.engine_wake.notify_one();
+        self.timers_wake.notify_one();
+        self.outbox_wake.notify_one();
     }
 
     /// Resolves when [`Store::wake_engine`] was called (by this process).
-    pub async fn engine_woken(&self) {
-        self.engine_wake.notified().await;
+    pub async fn timers_woken(&self) {
+        self.timers_wake.notified().await;
+    }
+
+    /// Resolves when [`Store::wake_engine`] was called (by this process).
+    pub async fn outbox_woken(&self) {
+        self.outbox_wake.notified().await;
     }
 
     /// Claim up to `limit` due timers for `lease_for`; `owner` names the node.

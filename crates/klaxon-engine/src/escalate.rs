@@ -1,0 +1,274 @@
+//! Firing an escalation step: who the level's targets are right now, and the
+//! notifications their rules ask for.
+
+use jiff::{SignedDuration, Timestamp};
+use klaxon_domain::engine::{Step, step};
+use klaxon_domain::escalation::{EscalationPolicy, EscalationTarget};
+use klaxon_domain::people::{ContactKind, Team, User};
+use klaxon_domain::{EventKind, Incident, Status};
+use klaxon_store::{ClaimedTimer, Collection, NewNotification, StepOutcome, Store, StoreError, TimerNext};
+use serde_json::json;
+
+/// Users a level's targets resolve to at `now`, in order, without repeats,
+/// and the targets that reached nobody.
+pub async fn resolve_targets(
+    store: &Store,
+    targets: &[EscalationTarget],
+    now: Timestamp,
+) -> Result<(Vec<User>, Vec<String>), StoreError> {
+    let mut ids: Vec<String> = Vec::new();
+    let mut unreachable = Vec::new();
+    for t in targets {
+        match t {
+            EscalationTarget::User(id) => ids.push(id.clone()),
+            EscalationTarget::Team(id) => match store.document::<Team>(Collection::Teams, id).await? {
+                Some(team) if !team.members.is_empty() => ids.extend(team.members),
+                Some(_) => unreachable.push(format!("team {id} has no members")),
+                None => unreachable.push(format!("team {id} does not exist")),
+            },
+            EscalationTarget::Schedule { id, role } => {
+                let role = role.as_deref().unwrap_or("primary");
+                let who = match store.schedule(id, now).await? {
+                    Some(s) => s.spec.plan(role, &s.overrides).and_then(|p| p.who_at(now).map(str::to_string)),
+                    None => {
+                        unreachable.push(format!("schedule {id} does not exist"));
+                        continue;
+                    }
+                };
+                match who {
+                    Some(u) => ids.push(u),
+                    None => unreachable.push(format!("nobody is on call for {id} ({role})")),
+                }
+            }
+        }
+    }
+    let mut users = Vec::new();
+    for id in ids {
+        if users.iter().any(|u: &User| u.id == id) {
+            continue;
+        }
+        match store.document::<User>(Collection::Users, &id).await? {
+            Some(u) => users.push(u),
+            None => unreachable.push(format!("user {id} does not exist")),
+        }
+    }
+    Ok((users, unreachable))
+}
+
+fn kind_name(k: ContactKind) -> &'static str {
+    match k {
+        ContactKind::Email => "email",
+        ContactKind::Sms => "sms",
+        ContactKind::Voice => "voice",
+        ContactKind::Slack => "slack",
+        ContactKind::Webhook => "webhook",
+    }
+}
+
+/// Why people are paged.
+pub struct PageContext<'a> {
+    pub inc: &'a Incident,
+    pub policy: Option<&'a EscalationPolicy>,
+    pub step: Option<Step>,
+    /// Makes keys unique per firing: the timer's due time.
+    pub firing: i64,
+    pub public_url: Option<&'a str>,
+    pub now: Timestamp,
+}
+
+/// One notification per user and notification rule (every contact method at
+/// once when the user has no rules). Returns the notifications and the users
+/// who have no way to be reached.
+pub fn notifications_for(users: &[User], cx: &PageContext<'_>) -> (Vec<NewNotification>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut unreachable = Vec::new();
+    let inc = cx.inc;
+    for u in users {
+        let rules: Vec<(String, u32)> = if u.notification_rules.is_empty() {
+            u.contact_methods.iter().map(|c| (c.name.clone(), 0)).collect()
+        } else {
+            u.notification_rules
+                .iter()
+                .map(|r| (r.contact.clone(), r.after_minutes))
+                .collect()
+        };
+        if rules.is_empty() {
+            unreachable.push(format!("user {} has no contact methods", u.id));
+        }
+        for (i, (contact, after)) in rules.into_iter().enumerate() {
+            let Some(c) = u.contact_methods.iter().find(|c| c.name == contact) else {
+                unreachable.push(format!("user {} has no contact method {contact}", u.id));
+                continue;
+            };
+            let level = cx.step.map(|s| s.level as u32 + 1).unwrap_or(0);
+            let key = format!("{}:{}:{}:{}:{i}", inc.id, cx.firing, level, u.id);
+            let body = json!({
+                "type": "incident.paged",
+                "idempotency_key": key,
+                "paged_at": cx.now,
+                "reason": if cx.step.is_some() { "escalation" } else { "reassigned" },
+                "policy": cx.policy.map(|p| p.id.clone()),
+                "level": level,
+                "level_name": cx.step.and_then(|s| cx.policy.and_then(|p| p.levels.get(s.level))).map(|l| l.name.clone()),
+                "round": cx.step.map(|s| s.round),
+                "user": {"id": u.id, "name": u.name, "contact": c.name},
+                "incident": {
+                    "id": inc.id,
+                    "title": inc.title,
+                    "severity": inc.severity,
+                    "status": inc.status,
+                    "services": inc.services,
+                    "declared_at": inc.declared_at,
+                    "url": cx.public_url.map(|b| format!("{}/api/v1/incidents/{}", b.trim_end_matches('/'), inc.id)),
+                },
+            });
+            out.push(NewNotification {
+                idempotency_key: key,
+                user_id: u.id.clone(),
+                channel: kind_name(c.kind).to_string(),
+                contact: c.name.clone(),
+                address: c.address.clone(),
+                body: body.to_string(),
+                due_at: cx
+                    .now
+                    .checked_add(SignedDuration::from_mins(after as i64))
+                    .unwrap_or(cx.now),
+                cancel_on_ack: after > 0,
+            });
+        }
+    }
+    (out, unreachable)
+}
+
+fn later(now: Timestamp, minutes: u32) -> Option<Timestamp> {
+    now.checked_add(SignedDuration::from_mins(minutes as i64)).ok()
+}
+
+/// Decide what a due escalation timer does. `None` when the incident is gone.
+pub async fn plan(
+    store: &Store,
+    t: &ClaimedTimer,
+    inc: &Incident,
+    public_url: Option<&str>,
+    now: Timestamp,
+) -> Result<StepOutcome, StoreError> {
+    let policy: Option<EscalationPolicy> = match &inc.escalation_policy {
+        Some(id) => store.document(Collection::EscalationPolicies, id).await?,
+        None => None,
+    };
+    let paused = |step| StepOutcome {
+        events: vec![],
+        notifications: vec![],
+        next: TimerNext { step, due_at: None },
+    };
+    if !inc.status.is_open() {
+        return Ok(paused(t.step));
+    }
+    // A reassignment: page these users, then go on with the policy.
+    if let Some(ids) = &t.page {
+        let targets: Vec<EscalationTarget> = ids.iter().map(|u| EscalationTarget::User(u.clone())).collect();
+        let (users, mut unreachable) = resolve_targets(store, &targets, now).await?;
+        let cx = PageContext {
+            inc,
+            policy: None,
+            step: None,
+            firing: t.due_at.as_millisecond(),
+            public_url,
+            now,
+        };
+        let (notes, nobody) = notifications_for(&users, &cx);
+        unreachable.extend(nobody);
+        let wait = policy
+            .as_ref()
+            .and_then(|p| step(p, t.step.saturating_sub(1)))
+            .map(|s| s.delay_minutes);
+        let due = match (inc.status, wait) {
+            (Status::Triggered, Some(w)) => later(now, w),
+            _ => None,
+        };
+        return Ok(StepOutcome {
+            events: vec![EventKind::Paged {
+                policy: None,
+                level: 0,
+                round: 0,
+                level_name: "reassigned".into(),
+                users: users.iter().map(|u| u.id.clone()).collect(),
+                notifications: notes.len() as u32,
+                unreachable,
+            }],
+            notifications: notes,
+            next: TimerNext { step: t.step, due_at: due },
+        });
+    }
+    let mut events = Vec::new();
+    let mut n = t.step;
+    let snooze_over = inc.status == Status::Acknowledged && inc.snoozed_until.is_some_and(|u| u <= now);
+    if snooze_over {
+        events.push(EventKind::Unacknowledged {
+            reason: Some("snooze ended".into()),
+            ack_deadline: None,
+        });
+        n = 0;
+    }
+    let triggered = inc.status == Status::Triggered || snooze_over;
+    if !(triggered || t.forced) {
+        return Ok(paused(n));
+    }
+    let Some(policy) = policy else {
+        if let Some(id) = &inc.escalation_policy {
+            events.push(EventKind::Paged {
+                policy: Some(id.clone()),
+                level: 0,
+                round: 0,
+                level_name: String::new(),
+                users: vec![],
+                notifications: 0,
+                unreachable: vec![format!("escalation policy {id} does not exist")],
+            });
+        }
+        return Ok(StepOutcome {
+            events,
+            notifications: vec![],
+            next: TimerNext { step: n, due_at: None },
+        });
+    };
+    let Some((s, level)) = step(&policy, n).and_then(|s| policy.levels.get(s.level).map(|l| (s, l))) else {
+        events.push(EventKind::EscalationExhausted {
+            policy: Some(policy.id.clone()),
+        });
+        return Ok(StepOutcome {
+            events,
+            notifications: vec![],
+            next: TimerNext { step: n, due_at: None },
+        });
+    };
+    let (users, mut unreachable) = resolve_targets(store, &level.targets, now).await?;
+    let cx = PageContext {
+        inc,
+        policy: Some(&policy),
+        step: Some(s),
+        firing: t.due_at.as_millisecond(),
+        public_url,
+        now,
+    };
+    let (notes, nobody) = notifications_for(&users, &cx);
+    unreachable.extend(nobody);
+    events.push(EventKind::Paged {
+        policy: Some(policy.id.clone()),
+        level: s.level as u32 + 1,
+        round: s.round,
+        level_name: level.name.clone(),
+        users: users.iter().map(|u| u.id.clone()).collect(),
+        notifications: notes.len() as u32,
+        unreachable,
+    });
+    Ok(StepOutcome {
+        events,
+        notifications: notes,
+        next: TimerNext {
+            step: n + 1,
+            // Forced on an acknowledged incident: page once, stay paused.
+            due_at: if triggered { later(now, s.delay_minutes) } else { None },
+        },
+    })
+}
