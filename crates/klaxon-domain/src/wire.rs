@@ -448,3 +448,55 @@ pub struct Notification {
     pub body: String,
 }
 
+
+/// Body of `POST /api/v1/incidents/{id}/unack` and `/escalate` (optional).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Body of `POST /api/v1/incidents/{id}/snooze`: `until` a time, or `for` a duration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnoozeRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub until: Option<Timestamp>,
+    /// A duration such as `30m` or `2h` (at most 24h).
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    #[schema(example = "30m")]
+    pub duration: Option<String>,
+}
+
+/// Body of `POST /api/v1/incidents/{id}/reassign`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReassignRequest {
+    /// User IDs to hand the incident to; they are paged now.
+    pub users: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Query of `GET /api/v1/notifications`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationQuery {
+    /// `pending`, `delivered`, `dead` or `cancelled`.
+    pub state: Option<String>,
+    /// Only this incident's notifications.
+    pub incident: Option<String>,
+    /// At most this many, newest first (default 100, at most 1000).
+    pub limit: Option<u32>,
+}
+
+/// Body of `POST /api/v1/debug/clock` (servers started with `KLAXON_TEST_CLOCK` only).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClockRequest {
+    /// Move the clock forward by a duration such as `5m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advance: Option<String>,
+}

@@ -37,7 +37,7 @@ async fn load(s: &AppState, caller: &Caller, id: &str) -> ApiResult<Incident> {
     }
 }
 
-async fn run(s: &AppState, caller: &Caller, id: &str, cmd: Command) -> ApiResult<Json<Incident>> {
+pub(crate) async fn run(s: &AppState, caller: &Caller, id: &str, cmd: Command) -> ApiResult<Json<Incident>> {
     if !looks_like_id(id) {
         return Err(ApiError::not_found(format!("incident {id} not found")));
     }
@@ -79,6 +79,19 @@ pub async fn declare(
     Responder(caller): Responder,
     ApiJson(req): ApiJson<DeclareIncident>,
 ) -> ApiResult<(StatusCode, Json<Incident>)> {
+    if let Some(p) = req.escalation_policy.as_deref().map(str::trim).filter(|p| !p.is_empty())
+        && klaxon_domain::config::is_slug(p)
+        && s
+            .store
+            .document::<klaxon_domain::escalation::EscalationPolicy>(klaxon_store::Collection::EscalationPolicies, p)
+            .await?
+            .is_none()
+    {
+        return Err(ApiError::invalid(
+            "escalation_policy",
+            format!("escalation policy {p:?} does not exist"),
+        ));
+    }
     let (inc, _) = s.store.declare(&req, &caller.name, s.clock.now(), &s.catalog).await?;
     metrics::counter!("klaxon_incidents_declared_total", "severity" => inc.severity.clone()).increment(1);
     tracing::info!(incident = %inc.id, severity = %inc.severity, "incident declared");

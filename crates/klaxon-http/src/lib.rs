@@ -10,6 +10,7 @@ mod limits;
 pub mod metrics;
 mod openapi;
 mod ops;
+mod paging;
 mod people;
 mod schedules;
 mod state;
@@ -46,6 +47,13 @@ pub fn router(state: AppState) -> Router {
         .route("/incidents/{id}/severity", post(incidents::severity))
         .route("/incidents/{id}/roles/{role}", put(incidents::role))
         .route("/incidents/{id}/notes", post(incidents::note))
+        .route("/incidents/{id}/unack", post(paging::unack))
+        .route("/incidents/{id}/snooze", post(paging::snooze))
+        .route("/incidents/{id}/reassign", post(paging::reassign))
+        .route("/incidents/{id}/escalate", post(paging::escalate))
+        .route("/notifications", get(paging::list_notifications))
+        .route("/notifications/{id}/retry", post(paging::retry_notification))
+        .route("/debug/clock", post(paging::debug_clock))
         .route("/incidents/{id}/timeline", get(incidents::timeline))
         .route("/incidents/{id}/timeline/verify", get(incidents::verify))
         .route("/tokens", post(tokens::create).get(tokens::list))

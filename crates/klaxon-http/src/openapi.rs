@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{alerting, incidents, ingest, ops, people, schedules, tokens};
+use crate::{alerting, incidents, ingest, ops, paging, people, schedules, tokens};
 
 struct Bearer;
 
@@ -36,10 +36,11 @@ impl Modify for Bearer {
         people::put_policy, people::list_policies, people::get_policy, people::delete_policy,
         schedules::create, schedules::replace, schedules::list, schedules::get, schedules::delete,
         schedules::add_override, schedules::list_overrides, schedules::delete_override, schedules::oncall, schedules::shifts,
+        paging::unack, paging::snooze, paging::reassign, paging::escalate, paging::list_notifications, paging::retry_notification,
         ops::severities, ops::catalog, ops::healthz, ops::readyz, ops::metrics,
     ),
     modifiers(&Bearer),
-    tags((name = "incidents"), (name = "ingest"), (name = "alerting"), (name = "on-call"), (name = "tokens"), (name = "catalog"), (name = "operations"))
+    tags((name = "incidents"), (name = "ingest"), (name = "alerting"), (name = "on-call"), (name = "paging"), (name = "tokens"), (name = "catalog"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

@@ -27,6 +27,9 @@ pub struct AppState {
     pub limiter: Arc<KeyedLimiter>,
     /// Per client address on `/api/v1` (off unless [`AppState::with_api_rate`]).
     pub api_limiter: Arc<KeyedLimiter>,
+    /// Set when the server runs on a manual clock (`KLAXON_TEST_CLOCK`):
+    /// `POST /api/v1/debug/clock` moves it.
+    pub manual_clock: Option<Arc<klaxon_domain::ManualClock>>,
 }
 
 impl AppState {
@@ -51,6 +54,7 @@ impl AppState {
             keys: Arc::new(KeyCache::default()),
             limiter: Arc::new(KeyedLimiter::new(rate.0, rate.1)),
             api_limiter: Arc::new(KeyedLimiter::new(0, 0)),
+            manual_clock: None,
         }
     }
 

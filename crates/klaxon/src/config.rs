@@ -37,6 +37,9 @@ pub struct FileConfig {
     pub id_format: Option<Spanned<String>>,
     #[serde(default)]
     pub ingest: IngestConfig,
+    /// The engine: escalation timers and notification delivery (see docs/oncall.md).
+    #[serde(default)]
+    pub engine: EngineConfig,
     /// Alert sources with fixed keys (keys can also be created through the API).
     pub integrations: Option<Vec<Spanned<IntegrationConfig>>>,
     /// Alert routes, evaluated in order before the API's routes.
@@ -81,6 +84,30 @@ impl Default for IngestConfig {
             flapping: None,
         }
     }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Run escalation timers and deliveries on this node (default true).
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// How long a node owns a claimed timer or notification (default 30s).
+    #[serde(default, with = "klaxon_domain::duration::opt")]
+    pub lease: Option<std::time::Duration>,
+    /// Longest pause between looks at the database (default 1s).
+    #[serde(default, with = "klaxon_domain::duration::opt")]
+    pub poll_interval: Option<std::time::Duration>,
+    /// Delivery attempts before a notification is dead (default 12).
+    pub max_attempts: Option<u32>,
+    /// This Klaxon's external base URL, for links in notifications.
+    pub public_url: Option<String>,
+    /// Secret of the `X-Klaxon-Signature` HMAC on outgoing webhooks
+    /// (or `KLAXON_WEBHOOK_SECRET`).
+    pub webhook_secret: Option<String>,
+    /// Timeout of one webhook request (default 10s).
+    #[serde(default, with = "klaxon_domain::duration::opt")]
+    pub webhook_timeout: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

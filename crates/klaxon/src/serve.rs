@@ -117,7 +117,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store = Store::connect(&r.store)
         .await
         .with_context(|| format!("opening database {}", redact(&r.store.url)))?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // Tests of several real nodes move time by hand: KLAXON_TEST_CLOCK=<RFC 3339>
+    // starts a manual clock that POST /api/v1/debug/clock advances.
+    let manual = match std::env::var("KLAXON_TEST_CLOCK") {
+        Ok(t) if !t.trim().is_empty() => {
+            let start: jiff::Timestamp = t.trim().parse().context("KLAXON_TEST_CLOCK")?;
+            tracing::warn!(%start, "manual test clock: time moves only through /api/v1/debug/clock");
+            Some(Arc::new(klaxon_domain::ManualClock::new(start)))
+        }
+        _ => None,
+    };
+    let clock: Arc<dyn Clock> = match &manual {
+        Some(m) => m.clone(),
+        None => Arc::new(SystemClock),
+    };
     bootstrap_admin(&store, clock.as_ref()).await?;
     let catalog = Arc::new(r.catalog);
     for i in r.config.file.integrations.iter().flatten() {
@@ -142,17 +155,78 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         r.config.file.ingest.rate_limit_burst,
     );
     let api = &r.config.file.auth;
-    let state = AppState::new(store.clone(), clock, catalog, r.auth, ingest, rate)
+    let mut state = AppState::new(store.clone(), clock.clone(), catalog, r.auth, ingest, rate)
         .with_api_rate(api.rate_limit_per_second, api.rate_limit_burst);
+    state.manual_clock = manual;
     let app = Application::build(state, &r.listen)
         .await
         .with_context(|| format!("listening on {}", r.listen))?;
     let addr = app.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let engine = match engine(&store, clock, &r.config.file.engine)? {
+        Some(e) => {
+            tracing::info!(node = e.node(), "engine started");
+            Some(tokio::spawn(e.run(stop_rx)))
+        }
+        None => None,
+    };
     tracing::info!(%addr, database = store.backend().as_str(), "Klaxon is ready");
     eprintln!("Klaxon listening on http://{addr} (database: {})", redact(&r.store.url));
     app.run_until_stopped(shutdown_signal()).await?;
+    let _ = stop_tx.send(true);
+    if let Some(e) = engine {
+        let _ = e.await;
+    }
     store.close().await;
     Ok(())
+}
+
+/// The engine of this node, unless `engine.enabled` is false.
+fn engine(
+    store: &Store,
+    clock: Arc<dyn Clock>,
+    cfg: &config::EngineConfig,
+) -> anyhow::Result<Option<Arc<klaxon_engine::Engine>>> {
+    if cfg.enabled == Some(false) {
+        return Ok(None);
+    }
+    let mut settings = klaxon_engine::EngineSettings::default();
+    if let Some(l) = cfg.lease {
+        settings.lease = l;
+    }
+    if let Some(p) = cfg.poll_interval {
+        settings.poll_interval = p;
+    }
+    if let Some(m) = cfg.max_attempts {
+        settings.max_attempts = m;
+    }
+    settings.public_url = cfg.public_url.clone();
+    settings.stall_after_claim = std::env::var("KLAXON_FAULT_STALL_AFTER_CLAIM").is_ok_and(|v| v == "1");
+    let secret = std::env::var("KLAXON_WEBHOOK_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or(cfg.webhook_secret.clone())
+        .unwrap_or_default();
+    if secret.is_empty() {
+        tracing::warn!("no webhook_secret (engine.webhook_secret or KLAXON_WEBHOOK_SECRET): outgoing webhooks are signed with an empty key");
+    }
+    let webhook = klaxon_engine::Webhook::new(
+        &secret,
+        cfg.webhook_timeout.unwrap_or(std::time::Duration::from_secs(10)),
+    )
+    .context("building the webhook client")?;
+    let channels = klaxon_engine::Channels::default().with("webhook", Arc::new(webhook));
+    let node = std::env::var("KLAXON_NODE")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| klaxon_store::random_hex("node-", 4));
+    Ok(Some(Arc::new(klaxon_engine::Engine::new(
+        store.clone(),
+        clock,
+        node,
+        settings,
+        channels,
+    )?)))
 }
 
 /// Users, teams, schedules and escalation policies from the file, created or
