@@ -5,7 +5,8 @@ use klaxon_domain::event::VerifyReport;
 use klaxon_domain::wire::{
     AckRequest, AlertOutcome, AlertRecord, CreateIntegration, CreateSilence, CreateToken, CreatedToken,
     DeclareIncident, ErrorBody, IncidentPage, IncidentPatch, IncidentQuery, IntegrationInfo, IntegrationWithKey,
-    NoteRequest, ReopenRequest, RoleAssignment, SeverityChange, StatusChange, Timeline, TokenInfo,
+    NoteRequest, Notification, NotificationQuery, ReasonRequest, ReassignRequest, ReopenRequest, RoleAssignment,
+    SeverityChange, SnoozeRequest, StatusChange, Timeline, TokenInfo,
 };
 use reqwest::{Method, RequestBuilder};
 use serde::Serialize;
@@ -196,6 +197,48 @@ impl Client {
 
     pub async fn ack(&self, id: &str, message: Option<String>) -> Result<Incident> {
         self.with_body(Method::POST, &Self::incident_path(id, "/ack"), &AckRequest { message })
+            .await
+    }
+
+    pub async fn unack(&self, id: &str, reason: Option<String>) -> Result<Incident> {
+        self.with_body(
+            Method::POST,
+            &Self::incident_path(id, "/unack"),
+            &ReasonRequest { reason },
+        )
+        .await
+    }
+
+    pub async fn escalate(&self, id: &str, reason: Option<String>) -> Result<Incident> {
+        self.with_body(
+            Method::POST,
+            &Self::incident_path(id, "/escalate"),
+            &ReasonRequest { reason },
+        )
+        .await
+    }
+
+    pub async fn snooze(&self, id: &str, req: &SnoozeRequest) -> Result<Incident> {
+        self.with_body(Method::POST, &Self::incident_path(id, "/snooze"), req)
+            .await
+    }
+
+    pub async fn reassign(&self, id: &str, users: Vec<String>, reason: Option<String>) -> Result<Incident> {
+        self.with_body(
+            Method::POST,
+            &Self::incident_path(id, "/reassign"),
+            &ReassignRequest { users, reason },
+        )
+        .await
+    }
+
+    pub async fn notifications(&self, q: &NotificationQuery) -> Result<Vec<Notification>> {
+        self.send(self.request(Method::GET, "/api/v1/notifications").query(q))
+            .await
+    }
+
+    pub async fn retry_notification(&self, id: i64) -> Result<Notification> {
+        self.send(self.request(Method::POST, &format!("/api/v1/notifications/{id}/retry")))
             .await
     }
 

@@ -18,21 +18,46 @@ type Result<T> = std::result::Result<T, DomainError>;
 /// A command on an existing incident.
 #[derive(Debug, Clone)]
 pub enum Command {
-    Status { to: String, message: Option<String> },
-    Ack { message: Option<String> },
-    Reopen { to: Option<String>, reason: Option<String> },
-    Severity { to: String, reason: Option<String> },
+    Status {
+        to: String,
+        message: Option<String>,
+    },
+    Ack {
+        message: Option<String>,
+    },
+    Reopen {
+        to: Option<String>,
+        reason: Option<String>,
+    },
+    Severity {
+        to: String,
+        reason: Option<String>,
+    },
     Patch(Box<IncidentPatch>),
-    Role { role: String, assignee: Option<String> },
-    Note { text: String },
+    Role {
+        role: String,
+        assignee: Option<String>,
+    },
+    Note {
+        text: String,
+    },
     /// Back to triggered; escalation resumes.
-    Unack { reason: Option<String> },
+    Unack {
+        reason: Option<String>,
+    },
     /// Acknowledge until `until`; then page again.
-    Snooze { until: Timestamp },
+    Snooze {
+        until: Timestamp,
+    },
     /// Hand the incident to these users and page them now.
-    Reassign { users: Vec<String>, reason: Option<String> },
+    Reassign {
+        users: Vec<String>,
+        reason: Option<String>,
+    },
     /// Page the next level of the escalation policy now.
-    EscalateNow { reason: Option<String> },
+    EscalateNow {
+        reason: Option<String>,
+    },
 }
 
 /// The longest a snooze may last.
@@ -258,7 +283,12 @@ pub fn validate_declaration(req: &DeclareIncident, actor: &str, now: Timestamp, 
     let escalation_policy = match req.escalation_policy.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(p) if crate::config::is_slug(p) && !p.contains('/') => Some(p.to_string()),
-        Some(p) => return Err(DomainError::invalid("escalation_policy", format!("{p:?} is not a policy ID"))),
+        Some(p) => {
+            return Err(DomainError::invalid(
+                "escalation_policy",
+                format!("{p:?} is not a policy ID"),
+            ));
+        }
     };
     Ok(Incident {
         id: String::new(),
@@ -455,7 +485,10 @@ pub fn decide(inc: &Incident, cmd: Command, now: Timestamp, cat: &Catalog) -> Re
             }
             for (i, u) in users.iter().enumerate() {
                 if !is_slug(u) || u.contains('/') {
-                    return Err(DomainError::invalid(format!("users[{i}]"), format!("{u:?} is not a user ID")));
+                    return Err(DomainError::invalid(
+                        format!("users[{i}]"),
+                        format!("{u:?} is not a user ID"),
+                    ));
                 }
             }
             if !inc.status.is_open() {

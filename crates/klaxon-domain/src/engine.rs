@@ -141,9 +141,19 @@ mod tests {
             ..Default::default()
         };
         let draft = decide::validate_declaration(&req, "alice", t0, &cat).unwrap();
-        let ev = TimelineEvent::seal("INC-1", 1, t0, "alice", decide::declared(draft, "INC-1".into()), GENESIS_HASH);
+        let ev = TimelineEvent::seal(
+            "INC-1",
+            1,
+            t0,
+            "alice",
+            decide::declared(draft, "INC-1".into()),
+            GENESIS_HASH,
+        );
         let mut inc = apply(None, &ev).unwrap();
-        assert_eq!(escalation_ops(&inc, &[ev.clone()]), vec![EscalationOp::Start { at: t0 }]);
+        assert_eq!(
+            escalation_ops(&inc, std::slice::from_ref(&ev)),
+            vec![EscalationOp::Start { at: t0 }]
+        );
         let mut head = ev.hash.clone();
         let mut run = |inc: &mut Incident, cmd: Command| {
             let kinds = decide::decide(inc, cmd, t0, &cat).unwrap();

@@ -448,7 +448,6 @@ pub struct Notification {
     pub body: String,
 }
 
-
 /// Body of `POST /api/v1/incidents/{id}/unack` and `/escalate` (optional).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -161,6 +161,11 @@ mod tests {
         assert!(!verify_webhook_signature(b"s3cret", 1_700_000_001, b"{\"a\":1}", &sig));
         assert!(!verify_webhook_signature(b"other", 1_700_000_000, b"{\"a\":1}", &sig));
         assert!(!verify_webhook_signature(b"s3cret", 1_700_000_000, b"{\"a\":2}", &sig));
-        assert!(!verify_webhook_signature(b"s3cret", 1_700_000_000, b"{\"a\":1}", "v1=zz"));
+        assert!(!verify_webhook_signature(
+            b"s3cret",
+            1_700_000_000,
+            b"{\"a\":1}",
+            "v1=zz"
+        ));
     }
 }

@@ -29,7 +29,10 @@ pub async fn resolve_targets(
             EscalationTarget::Schedule { id, role } => {
                 let role = role.as_deref().unwrap_or("primary");
                 let who = match store.schedule(id, now).await? {
-                    Some(s) => s.spec.plan(role, &s.overrides).and_then(|p| p.who_at(now).map(str::to_string)),
+                    Some(s) => s
+                        .spec
+                        .plan(role, &s.overrides)
+                        .and_then(|p| p.who_at(now).map(str::to_string)),
                     None => {
                         unreachable.push(format!("schedule {id} does not exist"));
                         continue;
@@ -197,7 +200,10 @@ pub async fn plan(
                 unreachable,
             }],
             notifications: notes,
-            next: TimerNext { step: t.step, due_at: due },
+            next: TimerNext {
+                step: t.step,
+                due_at: due,
+            },
         });
     }
     let mut events = Vec::new();

@@ -83,7 +83,6 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-
 impl Engine {
     pub fn new(
         store: Store,
@@ -113,12 +112,7 @@ impl Engine {
     /// Lateness of the timers fired so far: `(count, p50 ms, p99 ms, max ms)`.
     pub fn lateness(&self) -> (u64, u64, u64, u64) {
         let h = self.lateness.lock().unwrap_or_else(|e| e.into_inner());
-        (
-            h.len(),
-            h.value_at_quantile(0.5),
-            h.value_at_quantile(0.99),
-            h.max(),
-        )
+        (h.len(), h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.max())
     }
 
     pub fn reset_lateness(&self) {
@@ -135,7 +129,10 @@ impl Engine {
     /// Fire the timers due now. Returns how many were claimed.
     pub async fn run_timers_once(&self) -> Result<usize, EngineError> {
         let now = self.clock.now();
-        let claimed = self.store.claim_timers(&self.node, now, self.settings.lease, 256).await?;
+        let claimed = self
+            .store
+            .claim_timers(&self.node, now, self.settings.lease, 256)
+            .await?;
         if claimed.is_empty() {
             return Ok(0);
         }
@@ -217,43 +214,49 @@ impl Engine {
 
     async fn deliver(&self, c: ClaimedNotification) {
         let now = self.clock.now();
-        let outcome = if c.incident_status >= Status::Resolved || (c.cancel_on_ack && c.incident_status != Status::Triggered) {
-            Delivery::Cancelled
-        } else {
-            match self.channels.get(&c.n.channel) {
-                None => Delivery::Dead {
-                    error: format!("no {} channel is configured on this Klaxon", c.n.channel),
-                },
-                Some(ch) => {
-                    let started = std::time::Instant::now();
-                    let res = ch.send(&c.n, now.as_second()).await;
-                    metrics::histogram!("klaxon_notification_send_seconds", "channel" => c.n.channel.clone())
-                        .record(started.elapsed().as_secs_f64());
-                    match res {
-                        Ok(()) => Delivery::Delivered,
-                        Err(e) if e.permanent || c.n.attempts >= self.settings.max_attempts => {
-                            Delivery::Dead { error: e.message }
-                        }
-                        Err(e) => {
-                            let jitter: f64 = rand::rng().random();
-                            let wait = retry_backoff(c.n.attempts, jitter).max(e.retry_after.unwrap_or_default());
-                            let at = now
-                                .checked_add(jiff::SignedDuration::try_from(wait).unwrap_or_default())
-                                .unwrap_or(now);
-                            Delivery::Retry { at, error: e.message }
+        let outcome =
+            if c.incident_status >= Status::Resolved || (c.cancel_on_ack && c.incident_status != Status::Triggered) {
+                Delivery::Cancelled
+            } else {
+                match self.channels.get(&c.n.channel) {
+                    None => Delivery::Dead {
+                        error: format!("no {} channel is configured on this Klaxon", c.n.channel),
+                    },
+                    Some(ch) => {
+                        let started = std::time::Instant::now();
+                        let res = ch.send(&c.n, now.as_second()).await;
+                        metrics::histogram!("klaxon_notification_send_seconds", "channel" => c.n.channel.clone())
+                            .record(started.elapsed().as_secs_f64());
+                        match res {
+                            Ok(()) => Delivery::Delivered,
+                            Err(e) if e.permanent || c.n.attempts >= self.settings.max_attempts => {
+                                Delivery::Dead { error: e.message }
+                            }
+                            Err(e) => {
+                                let jitter: f64 = rand::rng().random();
+                                let wait = retry_backoff(c.n.attempts, jitter).max(e.retry_after.unwrap_or_default());
+                                let at = now
+                                    .checked_add(jiff::SignedDuration::try_from(wait).unwrap_or_default())
+                                    .unwrap_or(now);
+                                Delivery::Retry { at, error: e.message }
+                            }
                         }
                     }
                 }
-            }
-        };
+            };
         let label = match &outcome {
             Delivery::Delivered => "delivered",
             Delivery::Retry { .. } => "retry",
             Delivery::Dead { .. } => "dead",
             Delivery::Cancelled => "cancelled",
         };
-        metrics::counter!("klaxon_notifications_total", "channel" => c.n.channel.clone(), "outcome" => label).increment(1);
-        match self.store.finish_notification(&c, outcome, "klaxon", self.clock.now()).await {
+        metrics::counter!("klaxon_notifications_total", "channel" => c.n.channel.clone(), "outcome" => label)
+            .increment(1);
+        match self
+            .store
+            .finish_notification(&c, outcome, "klaxon", self.clock.now())
+            .await
+        {
             Ok(true) => {}
             Ok(false) => tracing::warn!(notification = c.n.id, "lease lost before the outcome was recorded"),
             Err(e) => tracing::error!(notification = c.n.id, error = %e, "recording a delivery failed"),

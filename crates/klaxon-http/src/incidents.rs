@@ -79,10 +79,13 @@ pub async fn declare(
     Responder(caller): Responder,
     ApiJson(req): ApiJson<DeclareIncident>,
 ) -> ApiResult<(StatusCode, Json<Incident>)> {
-    if let Some(p) = req.escalation_policy.as_deref().map(str::trim).filter(|p| !p.is_empty())
+    if let Some(p) = req
+        .escalation_policy
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
         && klaxon_domain::config::is_slug(p)
-        && s
-            .store
+        && s.store
             .document::<klaxon_domain::escalation::EscalationPolicy>(klaxon_store::Collection::EscalationPolicies, p)
             .await?
             .is_none()

@@ -165,5 +165,7 @@ pub async fn debug_clock(
         clock.advance(d);
         s.store.wake_engine();
     }
-    Ok(Json(serde_json::json!({ "now": klaxon_domain::Clock::now(clock.as_ref()) })))
+    Ok(Json(
+        serde_json::json!({ "now": klaxon_domain::Clock::now(clock.as_ref()) }),
+    ))
 }

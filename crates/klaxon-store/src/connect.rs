@@ -227,8 +227,8 @@ impl Store {
             write,
             read,
             rules_generation: Default::default(),
-                timers_wake: Default::default(),
-                outbox_wake: Default::default(),
+            timers_wake: Default::default(),
+            outbox_wake: Default::default(),
         })
     }
 }

@@ -3,8 +3,8 @@
 //! dead (given up, listed for an operator) or cancelled (acknowledged first).
 
 use jiff::Timestamp;
-use klaxon_domain::{EventKind, Status};
 pub use klaxon_domain::wire::Notification;
+use klaxon_domain::{EventKind, Status};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
@@ -25,9 +25,14 @@ pub struct ClaimedNotification {
 pub enum Delivery {
     Delivered,
     /// Try again at `at`.
-    Retry { at: Timestamp, error: String },
+    Retry {
+        at: Timestamp,
+        error: String,
+    },
     /// Give up.
-    Dead { error: String },
+    Dead {
+        error: String,
+    },
     /// The incident was acknowledged before this was due.
     Cancelled,
 }
@@ -132,11 +137,10 @@ impl Store {
 
     /// The earliest due time of an unleased pending notification.
     pub async fn next_notification_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        let v: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(due_at) FROM notifications WHERE state = 'pending' AND lease_owner IS NULL",
-        )
-        .fetch_one(&self.read)
-        .await?;
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(due_at) FROM notifications WHERE state = 'pending' AND lease_owner IS NULL")
+                .fetch_one(&self.read)
+                .await?;
         v.map(ts).transpose()
     }
 
@@ -172,21 +176,20 @@ impl Store {
         if done != 1 {
             return Ok(false);
         }
-        if event {
-            if let Some((pk, head, inc)) =
+        if event
+            && let Some((pk, head, inc)) =
                 crate::incidents::lock_incident(&mut tx, self.backend, &c.n.incident_id).await?
-            {
-                let kind = EventKind::Notified {
-                    notification_id: c.n.id,
-                    user: c.n.user.clone(),
-                    channel: c.n.channel.clone(),
-                    contact: c.n.contact.clone(),
-                    attempts: c.n.attempts,
-                    delivered: state == "delivered",
-                    error,
-                };
-                crate::incidents::append_tx(&mut tx, pk, head, inc, vec![kind], actor, now).await?;
-            }
+        {
+            let kind = EventKind::Notified {
+                notification_id: c.n.id,
+                user: c.n.user.clone(),
+                channel: c.n.channel.clone(),
+                contact: c.n.contact.clone(),
+                attempts: c.n.attempts,
+                delivered: state == "delivered",
+                error,
+            };
+            crate::incidents::append_tx(&mut tx, pk, head, inc, vec![kind], actor, now).await?;
         }
         tx.commit().await?;
         if state == "pending" {

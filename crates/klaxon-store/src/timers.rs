@@ -101,7 +101,9 @@ pub(crate) async fn apply_escalation_ops(
                 Some(at.as_millisecond()),
             ),
             EscalationOp::Page { users, at } => (
-                format!("{insert}due_at = excluded.due_at, page = excluded.page, lease_owner = NULL, lease_until = NULL"),
+                format!(
+                    "{insert}due_at = excluded.due_at, page = excluded.page, lease_owner = NULL, lease_until = NULL"
+                ),
                 0,
                 Some(crate::incidents::to_json(users)?),
                 Some(at.as_millisecond()),
@@ -261,7 +263,12 @@ impl Store {
     }
 
     /// Schedule plain timers (benchmarks and tests): `(key, due)`.
-    pub async fn insert_timers(&self, kind: &str, timers: &[(String, Timestamp)], now: Timestamp) -> Result<(), StoreError> {
+    pub async fn insert_timers(
+        &self,
+        kind: &str,
+        timers: &[(String, Timestamp)],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         let mut tx = self.write.begin().await?;
         for chunk in timers.chunks(1000) {
             let mut sql = String::from("INSERT INTO timers (key, kind, due_at, created_at) VALUES ");
@@ -269,7 +276,13 @@ impl Store {
                 if i > 0 {
                     sql.push_str(", ");
                 }
-                sql.push_str(&format!("(${}, ${}, ${}, ${})", 4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * i + 4));
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${})",
+                    4 * i + 1,
+                    4 * i + 2,
+                    4 * i + 3,
+                    4 * i + 4
+                ));
             }
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (key, due) in chunk {

@@ -180,8 +180,16 @@ pub fn describe(kind: &EventKind) -> String {
             let what = match (policy, level) {
                 (Some(p), l) if *l > 0 => format!(
                     "{p} level {l}{}{}",
-                    if level_name.is_empty() { String::new() } else { format!(" ({level_name})") },
-                    if *round > 1 { format!(", round {round}") } else { String::new() }
+                    if level_name.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({level_name})")
+                    },
+                    if *round > 1 {
+                        format!(", round {round}")
+                    } else {
+                        String::new()
+                    }
                 ),
                 _ => "reassigned".to_string(),
             };
@@ -190,7 +198,11 @@ pub fn describe(kind: &EventKind) -> String {
             } else {
                 format!("; unreachable: {}", unreachable.join(", "))
             };
-            let who = if users.is_empty() { "nobody".to_string() } else { users.join(", ") };
+            let who = if users.is_empty() {
+                "nobody".to_string()
+            } else {
+                users.join(", ")
+            };
             format!("paged {who} — {what}, {notifications} notifications{nobody}")
         }
         EventKind::EscalationExhausted { policy } => format!(

@@ -208,7 +208,9 @@ fn engine(
         .or(cfg.webhook_secret.clone())
         .unwrap_or_default();
     if secret.is_empty() {
-        tracing::warn!("no webhook_secret (engine.webhook_secret or KLAXON_WEBHOOK_SECRET): outgoing webhooks are signed with an empty key");
+        tracing::warn!(
+            "no webhook_secret (engine.webhook_secret or KLAXON_WEBHOOK_SECRET): outgoing webhooks are signed with an empty key"
+        );
     }
     let webhook = klaxon_engine::Webhook::new(
         &secret,

@@ -13,5 +13,7 @@ mod api_incidents;
 mod api_input;
 mod cli;
 mod ingest;
+mod paging;
+mod receiver;
 mod schedules;
 mod timeline;

@@ -225,3 +225,29 @@ macro_rules! both {
         }
     };
 }
+
+pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
+
+impl TestApp {
+    /// An engine on this app's store and manual clock, delivering webhooks
+    /// signed with [`WEBHOOK_SECRET`]. Tests drive it with `tick()`.
+    pub fn engine(&self, node: &str) -> Arc<klaxon_engine::Engine> {
+        let webhook = klaxon_engine::Webhook::new(WEBHOOK_SECRET, std::time::Duration::from_secs(5)).expect("webhook");
+        let channels = klaxon_engine::Channels::default().with("webhook", Arc::new(webhook));
+        Arc::new(
+            klaxon_engine::Engine::new(
+                self.store.clone(),
+                self.clock.clone(),
+                node.to_string(),
+                klaxon_engine::EngineSettings::default(),
+                channels,
+            )
+            .expect("engine"),
+        )
+    }
+
+    /// Move the manual clock.
+    pub fn advance(&self, minutes: i64) {
+        self.clock.advance(jiff::SignedDuration::from_mins(minutes));
+    }
+}

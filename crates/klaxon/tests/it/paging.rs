@@ -1,0 +1,518 @@
+//! The engine end to end: escalation policies page people through a real
+//! webhook receiver; time moves only on the manual clock.
+
+use klaxon_domain::wire::{DeclareIncident, IncidentQuery, NotificationQuery, SnoozeRequest};
+use klaxon_domain::{Clock, Status};
+use serde_json::{Value, json};
+
+use crate::both;
+use crate::receiver::{Mode, Receiver};
+use crate::support::{TestApp, WEBHOOK_SECRET};
+
+fn user(id: &str, rx: &Receiver, rules: Value) -> Value {
+    json!({"id": id, "name": format!("{id} Example"), "email": format!("{id}@example.com"),
+        "contact_methods": [
+            {"name": "hook", "kind": "webhook", "address": rx.url(id)},
+            {"name": "late-hook", "kind": "webhook", "address": rx.url(&format!("{id}-late"))},
+            {"name": "phone", "kind": "sms", "address": "+4915112345678"}
+        ],
+        "notification_rules": rules})
+}
+
+/// alice is primary on the `platform` schedule; level 1 pages the schedule,
+/// level 2 pages bob.
+async fn setup(app: &TestApp, rx: &Receiver) {
+    let now = json!([{"contact": "hook"}]);
+    for (id, rules) in [("alice", now.clone()), ("bob", now.clone()), ("carol", now)] {
+        app.client
+            .put_document("users", id, &user(id, rx, rules))
+            .await
+            .unwrap();
+    }
+    let schedule = json!({"name": "platform", "time_zone": "UTC", "roles": {"primary": [
+        {"participants": ["alice"], "shift": {"weeks": 1}, "start": "2026-11-01"}]}});
+    let (status, body) = app
+        .raw(
+            "POST",
+            "/api/v1/schedules",
+            Some(crate::support::ADMIN),
+            Some(schedule.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let policy = json!({"id": "platform", "levels": [
+        {"name": "on-call engineer", "targets": [{"schedule": {"id": "platform"}}], "delay_minutes": 5},
+        {"name": "team lead", "targets": [{"user": "bob"}], "delay_minutes": 10}]});
+    app.client
+        .put_document("escalation-policies", "platform", &policy)
+        .await
+        .unwrap();
+}
+
+async fn declare(app: &TestApp, title: &str, policy: Option<&str>) -> String {
+    app.client
+        .declare(&DeclareIncident {
+            title: title.into(),
+            escalation_policy: policy.map(str::to_string),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+async fn kinds(app: &TestApp, id: &str) -> Vec<String> {
+    app.client
+        .timeline(id)
+        .await
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| e.kind.type_name().to_string())
+        .collect()
+}
+
+both!(escalation_pages_each_level_until_acknowledged, |app| {
+    let rx = Receiver::start().await;
+    setup(&app, &rx).await;
+    let engine = app.engine("n1");
+    let id = declare(&app, "API down", Some("platform")).await;
+
+    engine.tick().await.unwrap();
+    assert_eq!(rx.paths(), vec!["alice"], "level 1 pages whoever is on call");
+    let got = &rx.received()[0];
+    assert!(
+        klaxon_engine::verify_webhook_signature(WEBHOOK_SECRET.as_bytes(), got.timestamp, &got.body, &got.signature),
+        "signature {} does not verify",
+        got.signature
+    );
+    assert_eq!(got.timestamp, app.clock.now().as_second());
+    assert_eq!(got.content_type, "application/json");
+    let body = got.json();
+    assert_eq!(body["incident"]["id"], id.as_str());
+    assert_eq!(
+        (body["level"].as_u64(), body["user"]["id"].as_str()),
+        (Some(1), Some("alice"))
+    );
+    assert_eq!(body["idempotency_key"], got.idempotency_key.as_str());
+
+    // Nothing more before the level's 5 minutes are up; nothing fires twice.
+    app.advance(4);
+    engine.tick().await.unwrap();
+    assert_eq!(rx.paths().len(), 1);
+    app.advance(1);
+    engine.tick().await.unwrap();
+    assert_eq!(
+        rx.paths(),
+        vec!["alice", "bob"],
+        "level 2 after 5 unacknowledged minutes"
+    );
+    let inc = app.client.incident(&id).await.unwrap();
+    assert_eq!(inc.assignees, vec!["bob".to_string()]);
+
+    // Acknowledging stops escalation: no more pages however long we wait.
+    app.client.ack(&id, Some("on it".into())).await.unwrap();
+    app.advance(120);
+    engine.tick().await.unwrap();
+    assert_eq!(rx.paths().len(), 2);
+    let k = kinds(&app, &id).await;
+    assert_eq!(k.iter().filter(|k| *k == "paged").count(), 2, "{k:?}");
+    assert_eq!(k.iter().filter(|k| *k == "notified").count(), 2, "{k:?}");
+    let sent = app
+        .client
+        .notifications(&NotificationQuery {
+            incident: Some(id.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(sent.len(), 2);
+    assert!(
+        sent.iter().all(|n| n.state == "delivered" && n.attempts == 1),
+        "{sent:?}"
+    );
+
+    // A policy that runs out without an acknowledgement says so, once.
+    let other = declare(&app, "Disk full", Some("platform")).await;
+    for _ in 0..4 {
+        engine.tick().await.unwrap();
+        app.advance(10);
+    }
+    engine.tick().await.unwrap();
+    let k = kinds(&app, &other).await;
+    assert_eq!(k.iter().filter(|k| *k == "paged").count(), 2, "{k:?}");
+    assert_eq!(k.iter().filter(|k| *k == "escalation_exhausted").count(), 1, "{k:?}");
+    assert_eq!(rx.paths().len(), 4);
+    // An incident declared without a policy pages nobody.
+    declare(&app, "Quiet", None).await;
+    engine.tick().await.unwrap();
+    assert_eq!(rx.paths().len(), 4);
+});
+
+both!(delayed_rules_are_cancelled_by_an_acknowledgement, |app| {
+    let rx = Receiver::start().await;
+    setup(&app, &rx).await;
+    let rules = json!([{"contact": "hook"}, {"contact": "late-hook", "after_minutes": 3}, {"contact": "phone", "after_minutes": 1}]);
+    app.client
+        .put_document("users", "alice", &user("alice", &rx, rules))
+        .await
+        .unwrap();
+    let engine = app.engine("n1");
+    let id = declare(&app, "API down", Some("platform")).await;
+    engine.tick().await.unwrap();
+    assert_eq!(rx.paths(), vec!["alice"]);
+    // The SMS rule is due after a minute, but this Klaxon has no SMS channel:
+    // it is dead at once, visible, and recorded.
+    app.advance(1);
+    engine.tick().await.unwrap();
+    let dead = app
+        .client
+        .notifications(&NotificationQuery {
+            state: Some("dead".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].channel, "sms");
+    assert!(
+        dead[0].last_error.as_deref().unwrap_or("").contains("no sms channel"),
+        "{dead:?}"
+    );
+    app.client.ack(&id, None).await.unwrap();
+    app.advance(5);
+    engine.tick().await.unwrap();
+    assert_eq!(rx.paths(), vec!["alice"], "the late rule was cancelled by the ack");
+    let cancelled = app
+        .client
+        .notifications(&NotificationQuery {
+            state: Some("cancelled".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(cancelled.len(), 1);
+    assert_eq!(cancelled[0].contact, "late-hook");
+    let (status, body) = app
+        .raw(
+            "GET",
+            "/api/v1/notifications?state=lost",
+            Some(crate::support::ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("state")));
+    let (status, _) = app.raw("GET", "/api/v1/notifications", None, None).await;
+    assert_eq!(status, 401, "the outbox is not public");
+});
+
+both!(
+    a_receiver_down_for_ten_minutes_loses_nothing_and_gets_nothing_twice,
+    |app| {
+        let rx = Receiver::start().await;
+        setup(&app, &rx).await;
+        let engine = app.engine("n1");
+        rx.set(Mode::Down);
+        let ids = [
+            declare(&app, "one", Some("platform")).await,
+            declare(&app, "two", Some("platform")).await,
+            declare(&app, "three", Some("platform")).await,
+        ];
+        assert_eq!(ids.len(), 3);
+        let start = app.clock.now();
+        // Ten minutes of failures, looked at every 30 seconds.
+        for _ in 0..20 {
+            engine.tick().await.unwrap();
+            app.clock.advance(jiff::SignedDuration::from_secs(30));
+        }
+        assert!(rx.refused() >= 9, "retried while down: {}", rx.refused());
+        assert!(rx.received().is_empty());
+        rx.set(Mode::Up);
+        // The longest backoff is 5 minutes (plus jitter).
+        for _ in 0..14 {
+            app.clock.advance(jiff::SignedDuration::from_secs(30));
+            engine.tick().await.unwrap();
+        }
+        let got = rx.received();
+        let mut keys: Vec<&str> = got.iter().map(|r| r.idempotency_key.as_str()).collect();
+        keys.sort();
+        let n = keys.len();
+        keys.dedup();
+        assert_eq!(keys.len(), n, "a notification was delivered twice");
+        // Every page of every level that fired: alice at 0, bob at 5 minutes (three incidents each).
+        let alice = got.iter().filter(|r| r.path == "alice").count();
+        let bob = got.iter().filter(|r| r.path == "bob").count();
+        assert_eq!((alice, bob), (3, 3), "{:?}", rx.paths());
+        let pending = app
+            .client
+            .notifications(&NotificationQuery {
+                state: Some("pending".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(pending.is_empty(), "{pending:?}");
+        assert!(app.clock.now().duration_since(start).as_mins() <= 18);
+    }
+);
+
+both!(
+    throttled_receivers_are_waited_for_and_refusals_are_dead_letters,
+    |app| {
+        let rx = Receiver::start().await;
+        setup(&app, &rx).await;
+        let engine = app.engine("n1");
+        rx.set(Mode::Throttle(120));
+        let id = declare(&app, "API down", Some("platform")).await;
+        engine.tick().await.unwrap();
+        assert_eq!(rx.refused(), 1);
+        let n = &app.client.notifications(&NotificationQuery::default()).await.unwrap()[0];
+        assert_eq!(n.state, "pending");
+        assert!(
+            n.due_at.duration_since(app.clock.now()).as_secs() >= 120,
+            "Retry-After honoured: due {}",
+            n.due_at
+        );
+        assert!(n.last_error.as_deref().unwrap_or("").contains("429"), "{n:?}");
+        app.advance(1);
+        engine.tick().await.unwrap();
+        assert_eq!(rx.refused(), 1, "not before Retry-After");
+
+        // A 404 will not get better: dead at once, listed, and retried on request.
+        rx.set(Mode::Refuse(404));
+        app.advance(2);
+        engine.tick().await.unwrap();
+        let dead = app
+            .client
+            .notifications(&NotificationQuery {
+                state: Some("dead".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(dead.len(), 1, "{dead:?}");
+        assert!(kinds(&app, &id).await.contains(&"notified".to_string()));
+        rx.set(Mode::Up);
+        let again = app.client.retry_notification(dead[0].id).await.unwrap();
+        assert_eq!(again.state, "pending");
+        engine.tick().await.unwrap();
+        assert_eq!(rx.paths(), vec!["alice"]);
+        let err = app.client.retry_notification(dead[0].id).await.unwrap_err();
+        assert!(err.to_string().contains("delivered"), "{err}");
+        let (status, _) = app
+            .raw(
+                "POST",
+                "/api/v1/notifications/999999/retry",
+                Some(crate::support::ADMIN),
+                None,
+            )
+            .await;
+        assert_eq!(status, 404);
+    }
+);
+
+both!(unack_snooze_reassign_and_escalate_now, |app| {
+    let rx = Receiver::start().await;
+    setup(&app, &rx).await;
+    let engine = app.engine("n1");
+    let id = declare(&app, "API down", Some("platform")).await;
+    engine.tick().await.unwrap();
+    assert_eq!(rx.paths(), vec!["alice"]);
+
+    // Escalate now: bob is paged at once, even though alice acknowledged.
+    app.client.ack(&id, None).await.unwrap();
+    let inc = app.client.escalate(&id, Some("need the lead".into())).await.unwrap();
+    assert_eq!(inc.status, Status::Triggered);
+    engine.tick().await.unwrap();
+    assert_eq!(rx.paths(), vec!["alice", "bob"]);
+
+    // Snooze: acknowledged for 30 minutes, then paged again from the first level.
+    let inc = app
+        .client
+        .snooze(
+            &id,
+            &SnoozeRequest {
+                duration: Some("30m".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(inc.status, Status::Acknowledged);
+    app.advance(29);
+    engine.tick().await.unwrap();
+    assert_eq!(rx.paths().len(), 2);
+    app.advance(1);
+    engine.tick().await.unwrap();
+    assert_eq!(rx.paths(), vec!["alice", "bob", "alice"]);
+    assert_eq!(app.client.incident(&id).await.unwrap().status, Status::Triggered);
+
+    // Reassign: carol is paged now and becomes the assignee.
+    let inc = app.client.reassign(&id, vec!["carol".into()], None).await.unwrap();
+    assert_eq!(inc.assignees, vec!["carol".to_string()]);
+    engine.tick().await.unwrap();
+    assert_eq!(rx.paths().last().map(String::as_str), Some("carol"));
+
+    // Unacknowledge resumes escalation.
+    app.client.ack(&id, None).await.unwrap();
+    let inc = app.client.unack(&id, Some("handing back".into())).await.unwrap();
+    assert_eq!((inc.status, inc.acknowledged_at), (Status::Triggered, None));
+    engine.tick().await.unwrap();
+    assert_eq!(rx.paths().len(), 5, "{:?}", rx.paths());
+    let k = kinds(&app, &id).await;
+    for want in ["escalation_requested", "snoozed", "unacknowledged", "reassigned"] {
+        assert!(k.contains(&want.to_string()), "{want} missing from {k:?}");
+    }
+
+    // Bad input names the field; nothing changes.
+    let path = |what: &str| format!("/api/v1/incidents/{id}/{what}");
+    let admin = Some(crate::support::ADMIN);
+    for (what, body, status, field) in [
+        ("snooze", json!({"for": "25h"}), 422, Some("for")),
+        ("snooze", json!({"for": "soon"}), 422, Some("for")),
+        ("snooze", json!({}), 422, Some("until")),
+        ("snooze", json!({"until": "2026-11-23T09:00:00Z"}), 422, Some("until")),
+        (
+            "snooze",
+            json!({"for": "5m", "until": "2026-11-23T12:00:00Z"}),
+            422,
+            Some("for"),
+        ),
+        ("reassign", json!({"users": ["nobody"]}), 422, Some("users[0]")),
+        ("reassign", json!({"users": []}), 422, Some("users")),
+        ("reassign", json!({"users": "carol"}), 422, Some("users")),
+        ("unack", json!({"reason": 5}), 422, Some("reason")),
+    ] {
+        let (got, resp) = app
+            .raw("POST", &path(what), admin, Some(body.to_string().into_bytes()))
+            .await;
+        assert_eq!(
+            (got, resp["error"]["field"].as_str()),
+            (status, field),
+            "{what} {body} → {resp}"
+        );
+    }
+    let (got, _) = app.raw("POST", &path("unack"), admin, Some(b"{}".to_vec())).await;
+    assert_eq!(got, 409, "not acknowledged");
+    let (got, _) = app.raw("POST", &path("escalate"), None, Some(b"{}".to_vec())).await;
+    assert_eq!(got, 401);
+    let quiet = declare(&app, "Quiet", None).await;
+    let (got, resp) = app
+        .raw(
+            "POST",
+            &format!("/api/v1/incidents/{quiet}/escalate"),
+            admin,
+            Some(b"{}".to_vec()),
+        )
+        .await;
+    assert_eq!(got, 409, "{resp}");
+    let (got, resp) = app
+        .raw(
+            "POST",
+            "/api/v1/incidents",
+            admin,
+            Some(
+                json!({"title": "x", "escalation_policy": "nope"})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+        .await;
+    assert_eq!((got, resp["error"]["field"].as_str()), (422, Some("escalation_policy")));
+    // Resolving stops everything.
+    app.client.set_status(&id, "resolved", None).await.unwrap();
+    app.advance(60);
+    engine.tick().await.unwrap();
+    assert_eq!(rx.paths().len(), 5);
+});
+
+both!(alerts_page_through_their_route_policy, |app| {
+    // Routes are fixed at start: a second app on the same database with the route.
+    let route: klaxon_domain::alert::Route =
+        serde_json::from_value(json!({"name": "db", "matchers": ["service=db"], "escalation_policy": "platform"}))
+            .unwrap();
+    let rx = Receiver::start().await;
+    setup(&app, &rx).await;
+    app.store.put_route(&route, jiff::Timestamp::UNIX_EPOCH).await.unwrap();
+    let key = app
+        .client
+        .create_integration(&klaxon_domain::wire::CreateIntegration {
+            name: "cron".into(),
+            format: klaxon_domain::wire::IntegrationFormat::Generic,
+        })
+        .await
+        .unwrap()
+        .key;
+    let path = format!("/ingest/generic/{key}");
+    let (status, body) = app
+        .raw(
+            "POST",
+            &path,
+            None,
+            Some(br#"{"title": "Replication lag", "dedup_key": "lag", "labels": {"service": "db"}}"#.to_vec()),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let engine = app.engine("n1");
+    engine.tick().await.unwrap();
+    assert_eq!(rx.paths(), vec!["alice"]);
+    let inc = app
+        .client
+        .list(&IncidentQuery::default())
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    assert_eq!(inc.escalation_policy.as_deref(), Some("platform"));
+    // The alert resolves, the incident auto-resolves, and nobody else is paged.
+    let (status, _) = app
+        .raw(
+            "POST",
+            &path,
+            None,
+            Some(br#"{"title": "Replication lag", "dedup_key": "lag", "status": "resolved"}"#.to_vec()),
+        )
+        .await;
+    assert_eq!(status, 200);
+    app.advance(30);
+    engine.tick().await.unwrap();
+    assert_eq!(rx.paths(), vec!["alice"]);
+});
+
+both!(a_restart_loses_no_timer, |app| {
+    let rx = Receiver::start().await;
+    setup(&app, &rx).await;
+    let first = app.engine("n1");
+    let id = declare(&app, "API down", Some("platform")).await;
+    first.tick().await.unwrap();
+    drop(first);
+    // Klaxon is down while level 2 becomes due; a fresh engine on a fresh
+    // connection fires it as soon as it starts.
+    app.advance(45);
+    let store = klaxon_store::Store::connect(&klaxon_store::StoreOptions::new(app.db.url()))
+        .await
+        .unwrap();
+    let webhook = klaxon_engine::Webhook::new(WEBHOOK_SECRET, std::time::Duration::from_secs(5)).unwrap();
+    let second = std::sync::Arc::new(
+        klaxon_engine::Engine::new(
+            store,
+            app.clock.clone(),
+            "n2".into(),
+            klaxon_engine::EngineSettings::default(),
+            klaxon_engine::Channels::default().with("webhook", std::sync::Arc::new(webhook)),
+        )
+        .unwrap(),
+    );
+    second.tick().await.unwrap();
+    assert_eq!(rx.paths(), vec!["alice", "bob"]);
+    let (n, p50, _, _) = second.lateness();
+    assert_eq!(n, 1);
+    assert!(
+        p50 >= 40 * 60 * 1000,
+        "fired {p50} ms late: it was due while Klaxon was down"
+    );
+    assert_eq!(
+        app.client.incident(&id).await.unwrap().assignees,
+        vec!["bob".to_string()]
+    );
+});
