@@ -38,8 +38,9 @@ pub struct EngineSettings {
     pub max_in_flight: usize,
     /// Base URL of this Klaxon, for links in notifications.
     pub public_url: Option<String>,
-    /// Fault injection for the failover test: claim, then never finish.
-    pub stall_after_claim: bool,
+    /// Fault injection for the failover test: after claiming an escalation
+    /// timer at this step, never finish (the node is then killed).
+    pub stall_at_step: Option<u32>,
 }
 
 impl Default for EngineSettings {
@@ -50,7 +51,7 @@ impl Default for EngineSettings {
             max_attempts: 12,
             max_in_flight: 64,
             public_url: None,
-            stall_after_claim: false,
+            stall_at_step: None,
         }
     }
 }
@@ -136,8 +137,10 @@ impl Engine {
         if claimed.is_empty() {
             return Ok(0);
         }
-        if self.settings.stall_after_claim {
-            tracing::warn!(count = claimed.len(), "fault injection: claimed timers, stalling");
+        if let Some(step) = self.settings.stall_at_step
+            && claimed.iter().any(|t| t.kind == ESCALATION && t.step == step)
+        {
+            tracing::warn!(step, "fault injection: claimed an escalation step, stalling");
             std::future::pending::<()>().await;
         }
         let mut plain = Vec::new();

@@ -201,7 +201,9 @@ fn engine(
         settings.max_attempts = m;
     }
     settings.public_url = cfg.public_url.clone();
-    settings.stall_after_claim = std::env::var("KLAXON_FAULT_STALL_AFTER_CLAIM").is_ok_and(|v| v == "1");
+    settings.stall_at_step = std::env::var("KLAXON_FAULT_STALL_AT_STEP")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let secret = std::env::var("KLAXON_WEBHOOK_SECRET")
         .ok()
         .filter(|s| !s.is_empty())

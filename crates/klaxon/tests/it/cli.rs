@@ -6,12 +6,12 @@ use std::process::{Child, Command, Stdio};
 
 use crate::support::TestDb;
 
-const BIN: &str = env!("CARGO_BIN_EXE_klaxon");
+pub const BIN: &str = env!("CARGO_BIN_EXE_klaxon");
 const TOKEN: &str = "kx_cli_admin_secret_abcdefghijklmnop";
 
-struct Server {
-    child: Child,
-    url: String,
+pub struct Server {
+    pub child: Child,
+    pub url: String,
     stdout: String,
 }
 
@@ -23,6 +23,17 @@ impl Drop for Server {
 }
 
 fn serve(cwd: &Path, db_url: Option<&str>, admin_token: Option<&str>, extra: &[&str]) -> Server {
+    serve_env(cwd, db_url, admin_token, extra, &[])
+}
+
+/// `klaxon serve` with extra environment variables.
+pub fn serve_env(
+    cwd: &Path,
+    db_url: Option<&str>,
+    admin_token: Option<&str>,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+) -> Server {
     let mut cmd = Command::new(BIN);
     cmd.current_dir(cwd)
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -37,6 +48,7 @@ fn serve(cwd: &Path, db_url: Option<&str>, admin_token: Option<&str>, extra: &[&
     if let Some(t) = admin_token {
         cmd.env("KLAXON_ADMIN_TOKEN", t);
     }
+    cmd.envs(envs.iter().copied());
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
