@@ -130,6 +130,39 @@ pub enum IncidentCmd {
         #[arg(long, short)]
         message: Option<String>,
     },
+    /// Back to triggered: escalation pages again.
+    Unack {
+        id: String,
+        #[arg(long, short)]
+        reason: Option<String>,
+    },
+    /// Acknowledge for a while, then page again.
+    #[command(
+        after_help = "Examples:\n  klaxon incident snooze INC-2026-11-23-001 --for 30m\n  klaxon incident snooze INC-2026-11-23-001 --until 2026-11-23T12:00:00Z"
+    )]
+    Snooze {
+        id: String,
+        /// A duration such as 30m or 2h (at most 24h).
+        #[arg(long = "for", conflicts_with = "until")]
+        duration: Option<String>,
+        #[arg(long)]
+        until: Option<jiff::Timestamp>,
+    },
+    /// Hand the incident to users and page them now.
+    #[command(after_help = "Example:\n  klaxon incident reassign INC-2026-11-23-001 carol --reason 'database expert'")]
+    Reassign {
+        id: String,
+        #[arg(required = true)]
+        users: Vec<String>,
+        #[arg(long, short)]
+        reason: Option<String>,
+    },
+    /// Page the next level of the escalation policy now.
+    Escalate {
+        id: String,
+        #[arg(long, short)]
+        reason: Option<String>,
+    },
     /// Reopen a resolved (or later) incident.
     Reopen {
         id: String,
@@ -316,6 +349,12 @@ pub async fn incident(c: &Client, cmd: IncidentCmd, json: bool) -> anyhow::Resul
         }
         IncidentCmd::Status { id, status, message } => one(c.set_status(&id, &status, message).await?),
         IncidentCmd::Ack { id, message } => one(c.ack(&id, message).await?),
+        IncidentCmd::Unack { id, reason } => one(c.unack(&id, reason).await?),
+        IncidentCmd::Snooze { id, duration, until } => one(c
+            .snooze(&id, &klaxon_domain::wire::SnoozeRequest { until, duration })
+            .await?),
+        IncidentCmd::Reassign { id, users, reason } => one(c.reassign(&id, users, reason).await?),
+        IncidentCmd::Escalate { id, reason } => one(c.escalate(&id, reason).await?),
         IncidentCmd::Reopen { id, status, reason } => one(c.reopen(&id, status, reason).await?),
         IncidentCmd::Severity { id, severity, reason } => one(c.set_severity(&id, &severity, reason).await?),
         IncidentCmd::Role {

@@ -6,6 +6,7 @@ mod bench_ingest;
 mod cli;
 mod cli_alerting;
 mod cli_oncall;
+mod cli_paging;
 mod config;
 mod output;
 mod serve;
@@ -86,6 +87,9 @@ enum Command {
     /// Who is on call.
     #[command(subcommand)]
     Oncall(cli_oncall::OncallCmd),
+    /// The notification outbox: what was sent, what is pending, what was given up on.
+    #[command(subcommand)]
+    Notification(cli_paging::NotificationCmd),
     /// Check configuration.
     #[command(subcommand)]
     Config(cli::ConfigCmd),
@@ -135,6 +139,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::EscalationPolicy(cmd) => cli_oncall::people(&client()?, "escalation-policies", cmd, cli.json).await,
         Command::Schedule(cmd) => cli_oncall::schedule(&client()?, cmd, cli.json).await,
         Command::Oncall(cmd) => cli_oncall::oncall(&client()?, cmd, cli.json).await,
+        Command::Notification(cmd) => cli_paging::notification(&client()?, cmd, cli.json).await,
         Command::Config(cmd) => cli::config(cmd, cli.json),
         Command::Token(cmd) => cli::token(&client()?, cmd, cli.json).await,
         Command::Bench(cmd) => bench::run(cmd, &cli.url, cli.token.clone())

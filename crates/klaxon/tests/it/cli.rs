@@ -92,7 +92,7 @@ pub fn serve_env(
     Server { child, url, stdout }
 }
 
-fn klaxon(url: &str, token: Option<&str>, args: &[&str]) -> (i32, String, String) {
+pub fn klaxon(url: &str, token: Option<&str>, args: &[&str]) -> (i32, String, String) {
     let mut cmd = Command::new(BIN);
     cmd.args(args).env("KLAXON_URL", url).env_remove("KLAXON_TOKEN");
     if let Some(t) = token {

@@ -516,3 +516,49 @@ both!(a_restart_loses_no_timer, |app| {
         vec!["bob".to_string()]
     );
 });
+
+both!(the_cli_pages_and_lists_the_outbox, |app| {
+    let rx = Receiver::start().await;
+    setup(&app, &rx).await;
+    let engine = app.engine("n1");
+    let id = declare(&app, "API down", Some("platform")).await;
+    engine.tick().await.unwrap();
+    let base = app.base.clone();
+    let run = move |args: Vec<String>| {
+        let base = base.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                crate::cli::klaxon(&base, Some(crate::support::ADMIN), &args)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let (code, out, err) = run(args(&["incident", "snooze", &id, "--for", "30m"])).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(app.client.incident(&id).await.unwrap().status, Status::Acknowledged);
+    let (code, out, err) = run(args(&["incident", "reassign", &id, "carol", "--reason", "db expert"])).await;
+    assert_eq!(code, 0, "{out}{err}");
+    engine.tick().await.unwrap();
+    assert_eq!(rx.paths(), vec!["alice", "carol"]);
+    let (code, out, err) = run(args(&["incident", "escalate", &id])).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = run(args(&["incident", "unack", &id])).await;
+    assert_ne!(code, 0, "not acknowledged: {out}");
+    let (code, out, err) = run(args(&["notification", "list", "--incident", &id])).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("carol") && out.contains("delivered") && out.contains("webhook (hook)"),
+        "{out}"
+    );
+    let (code, _, err) = run(args(&["notification", "list", "--state", "lost"])).await;
+    assert!(code != 0 && err.contains("state"), "{err}");
+    let (code, out, err) = run(args(&["timeline", &id])).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("paged alice") && out.contains("reassigned to carol"),
+        "{out}"
+    );
+});
