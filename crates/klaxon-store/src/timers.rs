@@ -299,6 +299,15 @@ impl Store {
         Ok(())
     }
 
+    /// Forget every timer of a kind (benchmarks).
+    pub async fn delete_timers(&self, kind: &str) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM timers WHERE kind = $1")
+            .bind(kind.to_string())
+            .execute(&self.write)
+            .await?
+            .rows_affected())
+    }
+
     /// Pending timers of a kind (tests, `klaxon bench timers`).
     pub async fn count_timers(&self, kind: &str) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM timers WHERE kind = $1")

@@ -41,6 +41,39 @@ pub enum BenchCmd {
         #[arg(long, default_value = "prometheus-alertmanager")]
         alertmanager_bin: String,
     },
+    /// Fire N durable timers spread over a window with a real engine on the real store; print their lateness.
+    #[command(
+        after_help = "Examples:\n  klaxon bench timers --database-url sqlite:///tmp/timers.db --count 100000 --over 10m\n  klaxon bench timers --database-url postgres://postgres@127.0.0.1/klaxon_bench --count 100000 --over 10m"
+    )]
+    Timers {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value_t = 100_000)]
+        count: usize,
+        /// Due times are spread evenly over this window.
+        #[arg(long, default_value = "10m", value_parser = parse_duration)]
+        over: Duration,
+        /// The window starts this long after the timers are written.
+        #[arg(long, default_value = "15s", value_parser = parse_duration)]
+        lead: Duration,
+    },
+    /// Alert load through the ingest endpoint; some alerts open incidents that page a webhook in this process.
+    #[command(
+        after_help = "Examples:\n  klaxon bench paging --serve sqlite:///tmp/paging.db --rate 1000 --duration 20s\n  klaxon bench paging --url http://127.0.0.1:8080 --token $KLAXON_TOKEN --rate 1000"
+    )]
+    Paging {
+        /// Alerts per second sent in total.
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+        /// Of which this many per second open an incident that pages.
+        #[arg(long, default_value_t = 10)]
+        pages_per_second: u32,
+        #[arg(long, default_value = "20s", value_parser = parse_duration)]
+        duration: Duration,
+        /// Start a Klaxon server and engine in this process on this database instead of using --url.
+        #[arg(long)]
+        serve: Option<String>,
+    },
     /// Declare incidents through the HTTP API as fast as N clients can.
     #[command(
         after_help = "Examples:\n  klaxon bench declare --serve sqlite:///tmp/bench.db --connections 32 --duration 20s\n  klaxon bench declare --serve postgres://postgres@127.0.0.1/klaxon_bench\n  klaxon bench declare --url http://127.0.0.1:8080 --token $KLAXON_TOKEN"
@@ -64,6 +97,11 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// A server started for the benchmark, and a token for it.
 pub async fn start_server(url: &str) -> anyhow::Result<(String, String)> {
+    start_server_store(url).await.map(|(b, t, _)| (b, t))
+}
+
+/// A server started for the benchmark, a token for it, and its store.
+pub async fn start_server_store(url: &str) -> anyhow::Result<(String, String, Store)> {
     let store = Store::connect(&StoreOptions::new(url))
         .await
         .with_context(|| format!("opening {url}"))?;
@@ -74,7 +112,7 @@ pub async fn start_server(url: &str) -> anyhow::Result<(String, String)> {
         .await?;
     let catalog = Arc::new(Catalog::default());
     let state = AppState::new(
-        store,
+        store.clone(),
         clock,
         catalog.clone(),
         AuthSettings::default(),
@@ -84,11 +122,23 @@ pub async fn start_server(url: &str) -> anyhow::Result<(String, String)> {
     let app = Application::build(state, "127.0.0.1:0").await?;
     let base = format!("http://{}", app.local_addr()?);
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    Ok((base, secret))
+    Ok((base, secret, store))
 }
 
 pub async fn run(cmd: BenchCmd, url: &str, token: Option<String>) -> anyhow::Result<()> {
     match cmd {
+        BenchCmd::Timers {
+            database_url,
+            count,
+            over,
+            lead,
+        } => crate::bench_engine::timers(&database_url, count, over, lead).await,
+        BenchCmd::Paging {
+            rate,
+            pages_per_second,
+            duration,
+            serve,
+        } => crate::bench_engine::paging(serve, url, token, rate, pages_per_second, duration).await,
         BenchCmd::Declare {
             connections,
             duration,
