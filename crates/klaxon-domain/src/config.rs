@@ -41,6 +41,9 @@ pub struct ServiceDef {
     /// Component group on the status page.
     #[serde(default)]
     pub group: Option<String>,
+    /// Escalation policy of incidents declared for this service without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation_policy: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +56,10 @@ pub struct Catalog {
     /// Known services. Empty means any well-formed service name is accepted.
     pub services: Vec<ServiceDef>,
     pub id_format: IdFormat,
+    /// Who else is paged, and when (see [`crate::paging_rules`]).
+    pub paging_rules: Vec<crate::paging_rules::PagingRule>,
+    /// How long before `next_update_due` the communications lead is reminded.
+    pub update_reminder: std::time::Duration,
 }
 
 impl Default for Catalog {
@@ -66,6 +73,8 @@ impl Default for Catalog {
             roles: default_roles(),
             services: Vec::new(),
             id_format: IdFormat::default(),
+            paging_rules: Vec::new(),
+            update_reminder: std::time::Duration::from_secs(5 * 60),
         }
     }
 }

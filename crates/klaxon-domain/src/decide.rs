@@ -281,7 +281,10 @@ pub fn validate_declaration(req: &DeclareIncident, actor: &str, now: Timestamp, 
     let roles = roles(cat, "roles", &req.roles)?;
     let declared_by = person("declared_by", actor)?;
     let escalation_policy = match req.escalation_policy.as_deref().map(str::trim) {
-        None | Some("") => None,
+        // The first affected service with a policy lends it.
+        None | Some("") => services
+            .iter()
+            .find_map(|s| cat.find_service(s).and_then(|d| d.escalation_policy.clone())),
         Some(p) if crate::config::is_slug(p) && !p.contains('/') => Some(p.to_string()),
         Some(p) => {
             return Err(DomainError::invalid(

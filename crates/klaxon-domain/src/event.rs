@@ -106,6 +106,10 @@ pub enum EventKind {
     /// The engine paged people: a level of the escalation policy, a
     /// reassignment or an escalate-now.
     Paged {
+        /// `escalation`, `reassigned`, `rule` or `update_reminder`; the first
+        /// two make the users the incident's assignees.
+        #[serde(default = "escalation_reason")]
+        reason: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         policy: Option<String>,
         /// 1-based level of the policy (0 for a reassignment).
@@ -152,6 +156,11 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// The stakeholder update due at `due` was not posted in time.
+    UpdateOverdue {
+        #[schema(value_type = String, format = DateTime)]
+        due: Timestamp,
+    },
     /// A notification reached its target, or was given up on.
     Notified {
         notification_id: i64,
@@ -163,6 +172,10 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+}
+
+fn escalation_reason() -> String {
+    "escalation".into()
 }
 
 impl EventKind {
@@ -186,6 +199,7 @@ impl EventKind {
             EventKind::EscalationRequested { .. } => "escalation_requested",
             EventKind::Reassigned { .. } => "reassigned",
             EventKind::Notified { .. } => "notified",
+            EventKind::UpdateOverdue { .. } => "update_overdue",
         }
     }
 }
@@ -345,6 +359,9 @@ pub fn apply(current: Option<Incident>, event: &TimelineEvent) -> Option<Inciden
             } else {
                 None
             };
+            if next_update_due.is_some() || !to.is_open() {
+                inc.update_overdue = false;
+            }
         }
         EventKind::Reopened {
             to,
@@ -367,6 +384,7 @@ pub fn apply(current: Option<Incident>, event: &TimelineEvent) -> Option<Inciden
                 inc.ack_deadline = *ack_deadline;
             }
             inc.next_update_due = *next_update_due;
+            inc.update_overdue = false;
         }
         EventKind::SeverityChanged {
             to,
@@ -379,6 +397,7 @@ pub fn apply(current: Option<Incident>, event: &TimelineEvent) -> Option<Inciden
             inc.ack_deadline = *ack_deadline;
             inc.resolution_deadline = *resolution_deadline;
             inc.next_update_due = *next_update_due;
+            inc.update_overdue = false;
         }
         EventKind::FieldsChanged { changes } => {
             for c in changes {
@@ -393,9 +412,13 @@ pub fn apply(current: Option<Incident>, event: &TimelineEvent) -> Option<Inciden
                 inc.roles.remove(role);
             }
         },
-        EventKind::Paged { users, .. } | EventKind::Reassigned { users, .. } => {
+        EventKind::Paged { users, reason, .. } if reason == "escalation" || reason == "reassigned" => {
             inc.assignees = users.clone();
         }
+        EventKind::Reassigned { users, .. } => {
+            inc.assignees = users.clone();
+        }
+        EventKind::Paged { .. } => {}
         EventKind::Unacknowledged { ack_deadline, .. } => {
             inc.status = Status::Triggered;
             inc.acknowledged_at = None;
@@ -403,6 +426,9 @@ pub fn apply(current: Option<Incident>, event: &TimelineEvent) -> Option<Inciden
             if ack_deadline.is_some() {
                 inc.ack_deadline = *ack_deadline;
             }
+        }
+        EventKind::UpdateOverdue { .. } => {
+            inc.update_overdue = true;
         }
         EventKind::Snoozed { until } => {
             if inc.status == Status::Triggered {

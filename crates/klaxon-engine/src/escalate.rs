@@ -4,6 +4,7 @@
 use jiff::{SignedDuration, Timestamp};
 use klaxon_domain::engine::{Step, step};
 use klaxon_domain::escalation::{EscalationPolicy, EscalationTarget};
+use klaxon_domain::paging_rules::PagingRule;
 use klaxon_domain::people::{ContactKind, Team, User};
 use klaxon_domain::{EventKind, Incident, Status};
 use klaxon_store::{ClaimedTimer, Collection, NewNotification, StepOutcome, Store, StoreError, TimerNext};
@@ -71,6 +72,12 @@ fn kind_name(k: ContactKind) -> &'static str {
 /// Why people are paged.
 pub struct PageContext<'a> {
     pub inc: &'a Incident,
+    /// `incident.paged` or `incident.update_due`.
+    pub event_type: &'static str,
+    /// `escalation`, `reassigned`, `rule` or `update_reminder`.
+    pub reason: &'a str,
+    /// The level's or the rule's name.
+    pub label: String,
     pub policy: Option<&'a EscalationPolicy>,
     pub step: Option<Step>,
     /// Makes keys unique per firing: the timer's due time.
@@ -104,16 +111,17 @@ pub fn notifications_for(users: &[User], cx: &PageContext<'_>) -> (Vec<NewNotifi
                 continue;
             };
             let level = cx.step.map(|s| s.level as u32 + 1).unwrap_or(0);
-            let key = format!("{}:{}:{}:{}:{i}", inc.id, cx.firing, level, u.id);
+            let key = format!("{}:{}:{}:{}:{}:{i}", inc.id, cx.reason, cx.firing, level, u.id);
             let body = json!({
-                "type": "incident.paged",
+                "type": cx.event_type,
                 "idempotency_key": key,
                 "paged_at": cx.now,
-                "reason": if cx.step.is_some() { "escalation" } else { "reassigned" },
+                "reason": cx.reason,
                 "policy": cx.policy.map(|p| p.id.clone()),
                 "level": level,
-                "level_name": cx.step.and_then(|s| cx.policy.and_then(|p| p.levels.get(s.level))).map(|l| l.name.clone()),
+                "level_name": cx.label,
                 "round": cx.step.map(|s| s.round),
+                "update_due": inc.next_update_due,
                 "user": {"id": u.id, "name": u.name, "contact": c.name},
                 "incident": {
                     "id": inc.id,
@@ -173,6 +181,9 @@ pub async fn plan(
         let (users, mut unreachable) = resolve_targets(store, &targets, now).await?;
         let cx = PageContext {
             inc,
+            event_type: "incident.paged",
+            reason: "reassigned",
+            label: "reassigned".into(),
             policy: None,
             step: None,
             firing: t.due_at.as_millisecond(),
@@ -191,6 +202,7 @@ pub async fn plan(
         };
         return Ok(StepOutcome {
             events: vec![EventKind::Paged {
+                reason: "reassigned".into(),
                 policy: None,
                 level: 0,
                 round: 0,
@@ -223,6 +235,7 @@ pub async fn plan(
     let Some(policy) = policy else {
         if let Some(id) = &inc.escalation_policy {
             events.push(EventKind::Paged {
+                reason: "escalation".into(),
                 policy: Some(id.clone()),
                 level: 0,
                 round: 0,
@@ -251,6 +264,9 @@ pub async fn plan(
     let (users, mut unreachable) = resolve_targets(store, &level.targets, now).await?;
     let cx = PageContext {
         inc,
+        event_type: "incident.paged",
+        reason: "escalation",
+        label: level.name.clone(),
         policy: Some(&policy),
         step: Some(s),
         firing: t.due_at.as_millisecond(),
@@ -260,6 +276,7 @@ pub async fn plan(
     let (notes, nobody) = notifications_for(&users, &cx);
     unreachable.extend(nobody);
     events.push(EventKind::Paged {
+        reason: "escalation".into(),
         policy: Some(policy.id.clone()),
         level: s.level as u32 + 1,
         round: s.round,
@@ -277,4 +294,156 @@ pub async fn plan(
             due_at: if triggered { later(now, s.delay_minutes) } else { None },
         },
     })
+}
+
+/// Page `targets` once for a reason other than the policy (a rule, an update
+/// reminder): the notifications and the `paged` event.
+async fn page_once(
+    store: &Store,
+    inc: &Incident,
+    targets: &[EscalationTarget],
+    cx_reason: (&'static str, &str, String),
+    t: &ClaimedTimer,
+    public_url: Option<&str>,
+    now: Timestamp,
+) -> Result<(Vec<EventKind>, Vec<NewNotification>), StoreError> {
+    let (users, mut unreachable) = resolve_targets(store, targets, now).await?;
+    let (event_type, reason, label) = cx_reason;
+    let cx = PageContext {
+        inc,
+        event_type,
+        reason,
+        label: label.clone(),
+        policy: None,
+        step: None,
+        firing: t.due_at.as_millisecond(),
+        public_url,
+        now,
+    };
+    let (notes, nobody) = notifications_for(&users, &cx);
+    unreachable.extend(nobody);
+    let event = EventKind::Paged {
+        reason: reason.to_string(),
+        policy: None,
+        level: 0,
+        round: 0,
+        level_name: label,
+        users: users.iter().map(|u| u.id.clone()).collect(),
+        notifications: notes.len() as u32,
+        unreachable,
+    };
+    Ok((vec![event], notes))
+}
+
+/// A paging rule's timer: page its targets once if the rule still holds.
+pub async fn plan_rule(
+    store: &Store,
+    t: &ClaimedTimer,
+    inc: &Incident,
+    rules: &[PagingRule],
+    public_url: Option<&str>,
+    now: Timestamp,
+) -> Result<StepOutcome, StoreError> {
+    let name = t
+        .key
+        .strip_prefix("rule:")
+        .and_then(|r| r.rsplit_once(':'))
+        .map(|(n, _)| n);
+    let Some(rule) = name
+        .and_then(|n| rules.iter().find(|r| r.name == n))
+        .filter(|r| r.matches(inc))
+    else {
+        // The rule was removed or no longer holds: stay unfired, re-armed by later events.
+        return Ok(StepOutcome {
+            events: vec![],
+            notifications: vec![],
+            next: TimerNext { step: 0, due_at: None },
+        });
+    };
+    let (events, notifications) = page_once(
+        store,
+        inc,
+        &rule.notify,
+        ("incident.paged", "rule", format!("rule {}", rule.name)),
+        t,
+        public_url,
+        now,
+    )
+    .await?;
+    Ok(StepOutcome {
+        events,
+        notifications,
+        next: TimerNext { step: 1, due_at: None },
+    })
+}
+
+/// Who is reminded of a due update: the communications lead, else the
+/// incident commander, else whoever was paged last.
+fn update_owners(inc: &Incident) -> Vec<EscalationTarget> {
+    for role in ["communications_lead", "incident_commander"] {
+        if let Some(who) = inc.roles.get(role) {
+            return vec![EscalationTarget::User(who.clone())];
+        }
+    }
+    inc.assignees
+        .iter()
+        .map(|u| EscalationTarget::User(u.clone()))
+        .collect()
+}
+
+/// The update-cadence timer: remind before `next_update_due`, mark the
+/// incident `update_overdue` after it.
+pub async fn plan_cadence(
+    store: &Store,
+    t: &ClaimedTimer,
+    inc: &Incident,
+    reminder: std::time::Duration,
+    public_url: Option<&str>,
+    now: Timestamp,
+) -> Result<StepOutcome, StoreError> {
+    let idle = |step, due_at| StepOutcome {
+        events: vec![],
+        notifications: vec![],
+        next: TimerNext { step, due_at },
+    };
+    let Some(due) = inc.next_update_due.filter(|_| inc.status.is_open()) else {
+        return Ok(idle(t.step, None));
+    };
+    let lead = SignedDuration::try_from(reminder).unwrap_or_default();
+    let remind_at = due.checked_sub(lead).unwrap_or(due);
+    match t.step {
+        0 if now < remind_at => Ok(idle(0, Some(remind_at))),
+        0 => {
+            let owners = update_owners(inc);
+            let (events, notifications) = if owners.is_empty() {
+                (vec![], vec![])
+            } else {
+                page_once(
+                    store,
+                    inc,
+                    &owners,
+                    ("incident.update_due", "update_reminder", "update reminder".into()),
+                    t,
+                    public_url,
+                    now,
+                )
+                .await?
+            };
+            Ok(StepOutcome {
+                events,
+                notifications,
+                next: TimerNext {
+                    step: 1,
+                    due_at: Some(due),
+                },
+            })
+        }
+        1 if now < due => Ok(idle(1, Some(due))),
+        1 if !inc.update_overdue => Ok(StepOutcome {
+            events: vec![EventKind::UpdateOverdue { due }],
+            notifications: vec![],
+            next: TimerNext { step: 2, due_at: None },
+        }),
+        n => Ok(idle(n, None)),
+    }
 }

@@ -17,7 +17,7 @@ use jiff::Timestamp;
 use klaxon_domain::Clock;
 use klaxon_domain::Status;
 use klaxon_domain::engine::retry_backoff;
-use klaxon_store::{ClaimedNotification, ClaimedTimer, Delivery, ESCALATION, Store, StoreError};
+use klaxon_store::{CADENCE, ClaimedNotification, ClaimedTimer, Delivery, ESCALATION, RULE, Store, StoreError};
 use rand::Rng;
 use tokio::sync::{Semaphore, watch};
 
@@ -38,6 +38,8 @@ pub struct EngineSettings {
     pub max_in_flight: usize,
     /// Base URL of this Klaxon, for links in notifications.
     pub public_url: Option<String>,
+    /// Paging rules and the update reminder lead.
+    pub catalog: Arc<klaxon_domain::config::Catalog>,
     /// Fault injection for the failover test: after claiming an escalation
     /// timer at this step, never finish (the node is then killed).
     pub stall_at_step: Option<u32>,
@@ -52,6 +54,7 @@ impl Default for EngineSettings {
             max_in_flight: 64,
             public_url: None,
             stall_at_step: None,
+            catalog: Arc::default(),
         }
     }
 }
@@ -147,9 +150,9 @@ impl Engine {
         for t in &claimed {
             self.record_lateness(t, self.clock.now());
             match t.kind.as_str() {
-                ESCALATION => {
-                    if let Err(e) = self.fire_escalation(t).await {
-                        tracing::error!(timer = %t.key, error = %e, "escalation step failed; it is retried");
+                ESCALATION | RULE | CADENCE => {
+                    if let Err(e) = self.fire(t).await {
+                        tracing::error!(timer = %t.key, error = %e, "timer step failed; it is retried");
                         let _ = self.store.release_timer(t).await;
                     }
                 }
@@ -163,7 +166,7 @@ impl Engine {
         Ok(claimed.len())
     }
 
-    async fn fire_escalation(&self, t: &ClaimedTimer) -> Result<(), EngineError> {
+    async fn fire(&self, t: &ClaimedTimer) -> Result<(), EngineError> {
         let now = self.clock.now();
         let Some(inc) = (match t.incident_pk {
             Some(pk) => self.store.incident_by_pk(pk).await?,
@@ -172,10 +175,16 @@ impl Engine {
             self.store.complete_timers(std::slice::from_ref(t)).await?;
             return Ok(());
         };
-        let out = escalate::plan(&self.store, t, &inc, self.settings.public_url.as_deref(), now).await?;
+        let url = self.settings.public_url.as_deref();
+        let cat = &self.settings.catalog;
+        let out = match t.kind.as_str() {
+            RULE => escalate::plan_rule(&self.store, t, &inc, &cat.paging_rules, url, now).await?,
+            CADENCE => escalate::plan_cadence(&self.store, t, &inc, cat.update_reminder, url, now).await?,
+            _ => escalate::plan(&self.store, t, &inc, url, now).await?,
+        };
         let paged = out.notifications.len();
-        if self.store.complete_escalation(t, &inc, out, "klaxon", now).await? {
-            tracing::info!(incident = %inc.id, step = t.step, notifications = paged, "escalation step fired");
+        if self.store.complete_step(t, &inc, out, "klaxon", now).await? {
+            tracing::info!(incident = %inc.id, timer = %t.key, step = t.step, notifications = paged, "timer fired");
         } else {
             // The incident changed under us (acknowledged, escalated): look again at once.
             self.store.release_timer(t).await?;

@@ -127,7 +127,7 @@ async fn declare_tx(
     })?;
     write_services(tx, pk, &inc.services).await?;
     insert_event(tx, pk, &ev).await?;
-    crate::timers::after_events(tx, pk, &inc, std::slice::from_ref(&ev), now).await?;
+    crate::timers::after_events(tx, pk, &inc, std::slice::from_ref(&ev), now, cat).await?;
     Ok((inc, pk, ev))
 }
 
@@ -213,7 +213,7 @@ async fn command_tx(
         .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
     let kinds = decide::decide(&inc, cmd, now, cat)?;
     let (inc, events) = append_tx(tx, pk, head, inc, kinds, actor, now).await?;
-    crate::timers::after_events(tx, pk, &inc, &events, now).await?;
+    crate::timers::after_events(tx, pk, &inc, &events, now, cat).await?;
     Ok((inc, events))
 }
 

@@ -9,6 +9,7 @@
 //! back. So each step fires exactly once whichever node runs it.
 
 use jiff::Timestamp;
+use klaxon_domain::config::Catalog;
 use klaxon_domain::engine::EscalationOp;
 use klaxon_domain::{EventKind, Incident, TimelineEvent};
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
@@ -33,6 +34,8 @@ pub struct ClaimedTimer {
     /// Users to page first (a reassignment).
     pub page: Option<Vec<String>>,
     pub due_at: Timestamp,
+    /// The time the timer tracks (a cadence timer: the update due).
+    pub target_at: Option<Timestamp>,
     /// The lease token; the completion must present it.
     pub lease: String,
     pub attempts: u32,
@@ -138,19 +141,96 @@ pub(crate) async fn apply_escalation_ops(
     Ok(())
 }
 
-/// The escalation timer changes that appended events call for.
+/// Timer kinds of paging rules (`rule:<name>:<pk>`) and update cadence (`cadence:<pk>`).
+pub const RULE: &str = "rule";
+pub const CADENCE: &str = "cadence";
+
+/// Events after which paging rules and the update cadence are looked at again.
+fn reevaluate(events: &[TimelineEvent]) -> bool {
+    events.iter().any(|e| {
+        matches!(
+            e.kind,
+            EventKind::Declared { .. }
+                | EventKind::StatusChanged { .. }
+                | EventKind::Reopened { .. }
+                | EventKind::SeverityChanged { .. }
+                | EventKind::FieldsChanged { .. }
+                | EventKind::Unacknowledged { .. }
+        )
+    })
+}
+
+/// The timer changes that appended events call for: the escalation timer,
+/// paging rules (armed while their condition holds, at most one firing each)
+/// and the update-cadence reminder.
 pub(crate) async fn after_events(
     tx: &mut Transaction<'_, Any>,
     pk: i64,
     inc: &Incident,
     events: &[TimelineEvent],
     now: Timestamp,
+    cat: &Catalog,
 ) -> Result<bool, StoreError> {
     let ops = klaxon_domain::engine::escalation_ops(inc, events);
-    if ops.is_empty() {
-        return Ok(false);
-    }
     apply_escalation_ops(tx, pk, &ops, now).await?;
+    if !reevaluate(events) {
+        return Ok(!ops.is_empty());
+    }
+    for rule in &cat.paging_rules {
+        let key = format!("rule:{}:{pk}", rule.name);
+        if rule.matches(inc) {
+            // Unfired rules are (re)armed; a fired one (step 1) stays fired.
+            sqlx::query(
+                "INSERT INTO timers (key, kind, incident_pk, step, forced, due_at, attempts, created_at) \
+                 VALUES ($1, 'rule', $2, 0, 0, $3, 0, $4) ON CONFLICT (key) DO UPDATE SET due_at = excluded.due_at, \
+                 lease_owner = NULL, lease_until = NULL WHERE timers.step = 0",
+            )
+            .bind(key)
+            .bind(pk)
+            .bind(rule.due(inc, now).as_millisecond())
+            .bind(now.as_millisecond())
+            .execute(&mut **tx)
+            .await?;
+        } else {
+            sqlx::query("DELETE FROM timers WHERE key = $1 AND step = 0")
+                .bind(key)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    let key = format!("cadence:{pk}");
+    match inc.next_update_due.filter(|_| inc.status.is_open()) {
+        Some(due) => {
+            let lead = jiff::SignedDuration::try_from(cat.update_reminder).unwrap_or_default();
+            let remind = due.checked_sub(lead).unwrap_or(due);
+            // Re-armed only when the due time moves: one reminder per due time.
+            sqlx::query(
+                "INSERT INTO timers (key, kind, incident_pk, step, forced, target_at, due_at, attempts, created_at) \
+                 VALUES ($1, 'cadence', $2, 0, 0, $3, $4, 0, $5) ON CONFLICT (key) DO UPDATE SET step = 0, \
+                 target_at = excluded.target_at, due_at = excluded.due_at, lease_owner = NULL, lease_until = NULL \
+                 WHERE timers.target_at IS NULL OR timers.target_at <> excluded.target_at",
+            )
+            .bind(key)
+            .bind(pk)
+            .bind(due.as_millisecond())
+            .bind(remind.as_millisecond())
+            .bind(now.as_millisecond())
+            .execute(&mut **tx)
+            .await?;
+        }
+        None => {
+            sqlx::query("DELETE FROM timers WHERE key = $1")
+                .bind(key)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    if !inc.status.is_open() {
+        sqlx::query("DELETE FROM timers WHERE incident_pk = $1 AND kind = 'rule' AND step = 0")
+            .bind(pk)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(true)
 }
 
@@ -193,7 +273,7 @@ impl Store {
             "UPDATE timers SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 WHERE key IN \
              (SELECT key FROM timers WHERE due_at IS NOT NULL AND due_at <= $3 AND (lease_until IS NULL OR lease_until <= $3) \
               ORDER BY due_at LIMIT $4{lock}) \
-             RETURNING key, kind, incident_pk, step, forced, page, due_at, attempts"
+             RETURNING key, kind, incident_pk, step, forced, page, due_at, target_at, attempts"
         )))
         .bind(token.clone())
         .bind(until)
@@ -214,6 +294,7 @@ impl Store {
                     .map(|p| serde_json::from_str(&p).map_err(|e| StoreError::Corrupt(format!("timer page: {e}"))))
                     .transpose()?,
                 due_at: ts(r.try_get("due_at")?)?,
+                target_at: r.try_get::<Option<i64>, _>("target_at")?.map(ts).transpose()?,
                 lease: token.clone(),
                 attempts: r.try_get::<i64, _>("attempts")? as u32,
             });
@@ -325,10 +406,10 @@ impl Store {
         body.as_deref().map(crate::incidents::parse_body).transpose()
     }
 
-    /// Commit a fired escalation step: the events, the notifications and the
-    /// timer's next state, if the lease is still ours and the incident is still
-    /// in `expect_status`. Returns false (nothing written) otherwise.
-    pub async fn complete_escalation(
+    /// Commit a fired step (escalation, rule or cadence): the events, the
+    /// notifications and the timer's next state, if the lease is still ours and
+    /// the incident is still as `expect` was. Returns false (nothing written) otherwise.
+    pub async fn complete_step(
         &self,
         t: &ClaimedTimer,
         expect: &Incident,
@@ -344,11 +425,18 @@ impl Store {
         else {
             return Ok(false);
         };
-        if locked_pk != pk
-            || inc.status != expect.status
-            || inc.snoozed_until != expect.snoozed_until
-            || inc.escalation_policy != expect.escalation_policy
-        {
+        let state = |i: &Incident| {
+            (
+                i.status,
+                i.severity.clone(),
+                i.category.clone(),
+                i.services.clone(),
+                i.snoozed_until,
+                i.escalation_policy.clone(),
+                i.next_update_due,
+            )
+        };
+        if locked_pk != pk || state(&inc) != state(expect) {
             return Ok(false);
         }
         let next_due = out.next.due_at.map(|d| d.as_millisecond());

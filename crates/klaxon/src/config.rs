@@ -54,6 +54,8 @@ pub struct FileConfig {
     pub teams: Option<Vec<Spanned<Team>>>,
     pub schedules: Option<Vec<Spanned<ScheduleSpec>>>,
     pub escalation_policies: Option<Vec<Spanned<EscalationPolicy>>>,
+    /// Who else is paged and when: "SEV-1 → product owner", "SEV-2 unresolved 30m → lead".
+    pub paging_rules: Option<Vec<Spanned<klaxon_domain::paging_rules::PagingRule>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,6 +110,9 @@ pub struct EngineConfig {
     /// Timeout of one webhook request (default 10s).
     #[serde(default, with = "klaxon_domain::duration::opt")]
     pub webhook_timeout: Option<std::time::Duration>,
+    /// Remind the communications lead this long before an update is due (default 5m).
+    #[serde(default, with = "klaxon_domain::duration::opt")]
+    pub update_reminder: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -427,6 +432,21 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     }
     for (i, p) in fc.escalation_policies.iter().flatten().enumerate() {
         check("escalation_policies", i, p.referenced.line(), p.value.validate())?;
+    }
+    for (i, r) in fc.paging_rules.iter().flatten().enumerate() {
+        let mut rule = r.value.clone();
+        check("paging_rules", i, r.referenced.line(), rule.validate(&cat))?;
+        if cat.paging_rules.iter().any(|o| o.name == rule.name) {
+            return Err(err(
+                r.referenced.line(),
+                &format!("paging_rules[{i}].name"),
+                format!("rule {:?} is defined twice", rule.name),
+            ));
+        }
+        cat.paging_rules.push(rule);
+    }
+    if let Some(d) = fc.engine.update_reminder {
+        cat.update_reminder = d;
     }
     Ok(Config {
         file: fc,

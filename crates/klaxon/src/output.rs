@@ -169,6 +169,7 @@ pub fn describe(kind: &EventKind) -> String {
             }
         }
         EventKind::Paged {
+            reason: _,
             policy,
             level,
             round,
@@ -191,7 +192,8 @@ pub fn describe(kind: &EventKind) -> String {
                         String::new()
                     }
                 ),
-                _ => "reassigned".to_string(),
+                _ if level_name.is_empty() => "reassigned".to_string(),
+                _ => level_name.clone(),
             };
             let nobody = if unreachable.is_empty() {
                 String::new()
@@ -214,6 +216,7 @@ pub fn describe(kind: &EventKind) -> String {
             reason.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
         ),
         EventKind::Snoozed { until } => format!("snoozed until {until}"),
+        EventKind::UpdateOverdue { due } => format!("stakeholder update overdue (was due {due})"),
         EventKind::EscalationRequested { reason } => format!(
             "escalation to the next level requested{}",
             reason.as_ref().map(|m| format!(": {m}")).unwrap_or_default()

@@ -155,6 +155,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         r.config.file.ingest.rate_limit_burst,
     );
     let api = &r.config.file.auth;
+    let catalog_for_engine = catalog.clone();
     let mut state = AppState::new(store.clone(), clock.clone(), catalog, r.auth, ingest, rate)
         .with_api_rate(api.rate_limit_per_second, api.rate_limit_burst);
     state.manual_clock = manual;
@@ -163,7 +164,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", r.listen))?;
     let addr = app.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let engine = match engine(&store, clock, &r.config.file.engine)? {
+    let engine = match engine(&store, clock, catalog_for_engine, &r.config.file.engine)? {
         Some(e) => {
             tracing::info!(node = e.node(), "engine started");
             Some(tokio::spawn(e.run(stop_rx)))
@@ -185,6 +186,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 fn engine(
     store: &Store,
     clock: Arc<dyn Clock>,
+    catalog: Arc<Catalog>,
     cfg: &config::EngineConfig,
 ) -> anyhow::Result<Option<Arc<klaxon_engine::Engine>>> {
     if cfg.enabled == Some(false) {
@@ -201,6 +203,7 @@ fn engine(
         settings.max_attempts = m;
     }
     settings.public_url = cfg.public_url.clone();
+    settings.catalog = catalog;
     settings.stall_at_step = std::env::var("KLAXON_FAULT_STALL_AT_STEP")
         .ok()
         .and_then(|v| v.parse().ok());

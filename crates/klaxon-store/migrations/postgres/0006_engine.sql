@@ -8,6 +8,8 @@ CREATE TABLE timers (
     step         BIGINT  NOT NULL DEFAULT 0,
     forced       BIGINT  NOT NULL DEFAULT 0,
     page         TEXT,
+    -- The time a timer tracks (the update due for a cadence reminder).
+    target_at    BIGINT,
     due_at       BIGINT,
     lease_owner  TEXT,
     lease_until  BIGINT,

@@ -8,6 +8,8 @@ CREATE TABLE timers (
     step         INTEGER  NOT NULL DEFAULT 0,
     forced       INTEGER  NOT NULL DEFAULT 0,
     page         TEXT,
+    -- The time a timer tracks (the update due for a cadence reminder).
+    target_at    INTEGER,
     due_at       INTEGER,
     lease_owner  TEXT,
     lease_until  INTEGER,

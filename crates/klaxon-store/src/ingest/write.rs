@@ -126,7 +126,7 @@ impl Batch<'_> {
         let now_ts = incidents.iter().map(|(_, s)| s.inc.updated_at).max();
         for (pk, st) in &incidents {
             if let Some(now) = now_ts {
-                crate::timers::after_events(tx, *pk, &st.inc, &st.events, now).await?;
+                crate::timers::after_events(tx, *pk, &st.inc, &st.events, now, &self.settings.catalog).await?;
             }
         }
         // Alerts.

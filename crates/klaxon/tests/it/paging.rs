@@ -562,3 +562,146 @@ both!(the_cli_pages_and_lists_the_outbox, |app| {
         "{out}"
     );
 });
+
+async fn rules_app(backend: &'static str) -> TestApp {
+    let mut cat = klaxon_domain::config::Catalog {
+        paging_rules: klaxon_domain::paging_rules::seed_003_examples(),
+        ..Default::default()
+    };
+    for r in &mut cat.paging_rules {
+        r.validate(&klaxon_domain::config::Catalog::default()).unwrap();
+    }
+    TestApp::spawn_with(backend, cat, klaxon_http::AuthSettings::default()).await
+}
+
+async fn rules_and_cadence(app: TestApp) {
+    let rx = Receiver::start().await;
+    let now = json!([{"contact": "hook"}]);
+    for id in ["product-owner", "eng-lead", "carol"] {
+        app.client
+            .put_document("users", id, &user(id, &rx, now.clone()))
+            .await
+            .unwrap();
+    }
+    app.client
+        .put_document(
+            "teams",
+            "security",
+            &json!({"id": "security", "name": "Security", "members": ["carol"]}),
+        )
+        .await
+        .unwrap();
+    let engine = app.engine("n1");
+    let decl = |title: &str, sev: &str| DeclareIncident {
+        title: title.into(),
+        severity: Some(sev.into()),
+        ..Default::default()
+    };
+    // SEV-1 declared → the product owner at once.
+    let sev1 = app.client.declare(&decl("Checkout down", "SEV-1")).await.unwrap().id;
+    engine.tick().await.unwrap();
+    assert_eq!(rx.paths(), vec!["product-owner"]);
+    let k = kinds(&app, &sev1).await;
+    assert!(k.contains(&"paged".to_string()), "{k:?}");
+    // SEV-2 → the engineering lead only if unresolved after 30 minutes.
+    let sev2 = app.client.declare(&decl("Slow search", "SEV-2")).await.unwrap().id;
+    engine.tick().await.unwrap();
+    app.advance(29);
+    engine.tick().await.unwrap();
+    assert_eq!(rx.paths(), vec!["product-owner"]);
+    app.advance(1);
+    engine.tick().await.unwrap();
+    assert_eq!(rx.paths(), vec!["product-owner", "eng-lead"]);
+    // Each rule fires once per incident, however often the incident changes.
+    app.client.note(&sev2, "still slow").await.unwrap();
+    app.client.set_severity(&sev2, "SEV-3", None).await.unwrap();
+    app.client.set_severity(&sev2, "SEV-2", None).await.unwrap();
+    engine.tick().await.unwrap();
+    assert_eq!(rx.paths().len(), 2);
+    // A SEV-3 raised to SEV-2 after 40 minutes: re-evaluated, due already → at once.
+    let late = app.client.declare(&decl("Reports lag", "SEV-3")).await.unwrap().id;
+    app.advance(40);
+    engine.tick().await.unwrap();
+    assert_eq!(rx.paths().len(), 2);
+    app.client
+        .set_severity(&late, "SEV-2", Some("customers noticed".into()))
+        .await
+        .unwrap();
+    engine.tick().await.unwrap();
+    assert_eq!(rx.paths().last().map(String::as_str), Some("eng-lead"));
+    assert_eq!(rx.paths().len(), 3);
+    // A SEV-2 resolved before 30 minutes pages nobody.
+    let quick = app.client.declare(&decl("Blip", "SEV-2")).await.unwrap().id;
+    app.client.set_status(&quick, "resolved", None).await.unwrap();
+    app.advance(31);
+    engine.tick().await.unwrap();
+    assert_eq!(rx.paths().len(), 3);
+    // Category security → the security team; more than one service → the lead.
+    app.client
+        .declare(&DeclareIncident {
+            category: Some("security".into()),
+            ..decl("Leaked key", "SEV-3")
+        })
+        .await
+        .unwrap();
+    app.client
+        .declare(&DeclareIncident {
+            services: vec!["api".into(), "db".into()],
+            ..decl("Two services", "SEV-3")
+        })
+        .await
+        .unwrap();
+    engine.tick().await.unwrap();
+    let mut tail: Vec<String> = rx.paths()[3..].to_vec();
+    tail.sort();
+    assert_eq!(tail, vec!["carol", "eng-lead"]);
+
+    // Update cadence: SEV-1 every 15 minutes. The communications lead is
+    // reminded 5 minutes before; after the due time the incident is overdue.
+    let mut d = decl("Payments down", "SEV-1");
+    d.roles.insert("communications_lead".into(), "carol".into());
+    let pay = app.client.declare(&d).await.unwrap().id;
+    engine.tick().await.unwrap();
+    let before = rx.paths().len();
+    app.advance(9);
+    engine.tick().await.unwrap();
+    assert_eq!(rx.paths().len(), before, "no reminder before due − 5m");
+    app.advance(1);
+    engine.tick().await.unwrap();
+    assert_eq!(rx.paths().len(), before + 1);
+    let last = rx.received().pop().unwrap();
+    assert_eq!(
+        (last.path.as_str(), last.json()["type"].as_str()),
+        ("carol", Some("incident.update_due"))
+    );
+    assert!(!app.client.incident(&pay).await.unwrap().update_overdue);
+    app.advance(5);
+    engine.tick().await.unwrap();
+    let inc = app.client.incident(&pay).await.unwrap();
+    assert!(inc.update_overdue, "overdue after the due time");
+    assert!(kinds(&app, &pay).await.contains(&"update_overdue".to_string()));
+    // Posting an update (a status change with a message) clears it and sets the next due time.
+    let inc = app
+        .client
+        .set_status(&pay, "investigating", Some("Card processor returns 502s".into()))
+        .await
+        .unwrap();
+    assert!(!inc.update_overdue);
+    app.advance(10);
+    engine.tick().await.unwrap();
+    assert_eq!(rx.paths().len(), before + 2, "reminded again for the next update");
+    app.advance(30);
+    engine.tick().await.unwrap();
+    assert!(app.client.incident(&pay).await.unwrap().update_overdue);
+    assert_eq!(rx.paths().len(), before + 2, "one reminder per due time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_and_cadence_sqlite() {
+    rules_and_cadence(rules_app("sqlite").await).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_and_cadence_postgres() {
+    rules_and_cadence(rules_app("postgres").await).await
+}

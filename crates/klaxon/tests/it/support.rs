@@ -93,6 +93,7 @@ pub struct TestApp {
     pub store: Store,
     pub db: TestDb,
     pub backend: &'static str,
+    pub catalog: Arc<Catalog>,
 }
 
 pub fn t0() -> Timestamp {
@@ -151,7 +152,7 @@ impl TestApp {
         let catalog = Arc::new(catalog);
         let mut ingest = klaxon_store::IngestSettings::new(catalog.clone());
         ingest.routes = routes;
-        let state = AppState::new(store.clone(), clock.clone(), catalog, auth, ingest, rate)
+        let state = AppState::new(store.clone(), clock.clone(), catalog.clone(), auth, ingest, rate)
             .with_api_rate(api_rate.0, api_rate.1);
         let app = Application::build(state, "127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", app.local_addr().expect("addr"));
@@ -164,6 +165,7 @@ impl TestApp {
             store,
             db,
             backend,
+            catalog,
         }
     }
 
@@ -239,7 +241,10 @@ impl TestApp {
                 self.store.clone(),
                 self.clock.clone(),
                 node.to_string(),
-                klaxon_engine::EngineSettings::default(),
+                klaxon_engine::EngineSettings {
+                    catalog: self.catalog.clone(),
+                    ..Default::default()
+                },
                 channels,
             )
             .expect("engine"),
