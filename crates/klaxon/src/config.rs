@@ -501,6 +501,29 @@ mod tests {
     }
 
     #[test]
+    fn paging_rule_errors_name_file_line_and_key() {
+        let e = parse(
+            "paging_rules:\n  - name: a\n    when: {severity: [SEV-1]}\n    notify: [{user: po}]\n  - name: b\n    when: {severity: [SEV-9]}\n    notify: [{user: po}]\n",
+            "k.yaml",
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (5, "paging_rules[1].when.severity[0]"), "{e}");
+        let e = parse(
+            "paging_rules:\n  - name: a\n    notify: [{user: po}]\n  - name: a\n    notify: [{user: po}]\n",
+            "k.yaml",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "paging_rules[1].name", "{e}");
+        let c = parse(
+            "engine:\n  update_reminder: 10m\npaging_rules:\n  - name: sev1\n    when: {severity: [critical]}\n    notify: [{user: po}]\n",
+            "k.yaml",
+        )
+        .unwrap();
+        assert_eq!(c.catalog.paging_rules[0].when.severity, vec!["SEV-1".to_string()]);
+        assert_eq!(c.catalog.update_reminder.as_secs(), 600);
+    }
+
+    #[test]
     fn people_errors_name_file_line_and_key() {
         let e = parse("users:\n  - id: alice\n    name: A\n    email: nope\n", "k.yaml").unwrap_err();
         assert_eq!((e.line, e.key.as_str()), (2, "users[0].email"), "{e}");
