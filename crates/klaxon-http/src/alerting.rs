@@ -422,6 +422,21 @@ pub async fn put_route(
         ));
     }
     check_route(&r, &s.catalog).map_err(|(f, m)| ApiError::invalid(&f, m))?;
+    if let Some(p) = &r.escalation_policy
+        && (!klaxon_domain::config::is_slug(p)
+            || s.store
+                .document::<klaxon_domain::escalation::EscalationPolicy>(
+                    klaxon_store::Collection::EscalationPolicies,
+                    p,
+                )
+                .await?
+                .is_none())
+    {
+        return Err(ApiError::invalid(
+            "escalation_policy",
+            format!("escalation policy {p:?} does not exist"),
+        ));
+    }
     s.store.put_route(&r, s.clock.now()).await?;
     Ok(Json(r))
 }

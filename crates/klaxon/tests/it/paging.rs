@@ -481,7 +481,6 @@ both!(unack_snooze_reassign_and_escalate_now, |app| {
 });
 
 both!(alerts_page_through_their_route_policy, |app| {
-    // Routes are fixed at start: a second app on the same database with the route.
     let route: klaxon_domain::alert::Route =
         serde_json::from_value(json!({"name": "db", "matchers": ["service=db"], "escalation_policy": "platform"}))
             .unwrap();
