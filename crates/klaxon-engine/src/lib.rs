@@ -310,17 +310,19 @@ impl Engine {
             let mut stop = shutdown.clone();
             tokio::spawn(async move {
                 loop {
-                    match me.run_timers_once().await {
-                        Ok(n) if n > 0 => continue,
-                        Ok(_) => {}
-                        Err(e) => tracing::error!(error = %e, "engine: firing timers failed"),
-                    }
-                    let wait = me.idle_for(me.store.next_timer_due().await).await;
+                    // Look on the read side first: claiming takes the writer
+                    // (SQLite's only write connection) even when nothing is due.
+                    let next = me.store.next_timer_due().await;
+                    let wait = me.idle_for(next).await;
                     if wait.is_zero() {
-                        continue;
+                        match me.run_timers_once().await {
+                            Ok(n) if n > 0 => continue,
+                            Ok(_) => {}
+                            Err(e) => tracing::error!(error = %e, "engine: firing timers failed"),
+                        }
                     }
                     tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
+                        _ = tokio::time::sleep(wait.max(Duration::from_millis(1))) => {}
                         _ = me.store.timers_woken() => {}
                         _ = stop.changed() => return,
                     }
@@ -330,14 +332,14 @@ impl Engine {
         let me = self.clone();
         let mut stop = shutdown;
         loop {
-            match me.deliver_once(false).await {
-                Ok(n) if n > 0 => continue,
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "engine: claiming notifications failed"),
-            }
-            let wait = me.idle_for(me.store.next_notification_due().await).await;
+            let next = me.store.next_notification_due().await;
+            let wait = me.idle_for(next).await;
             if wait.is_zero() && me.in_flight.available_permits() > 0 {
-                continue;
+                match me.deliver_once(false).await {
+                    Ok(n) if n > 0 => continue,
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "engine: claiming notifications failed"),
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(wait.max(Duration::from_millis(5))) => {}

@@ -303,13 +303,18 @@ impl Store {
         Ok(out)
     }
 
-    /// The earliest due time of an unleased timer.
+    /// When a timer can next be claimed: the earliest due unleased timer, or
+    /// the earliest lease to run out (a node died holding it).
     pub async fn next_timer_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        let v: Option<i64> =
-            sqlx::query_scalar("SELECT MIN(due_at) FROM timers WHERE due_at IS NOT NULL AND lease_owner IS NULL")
-                .fetch_one(&self.read)
-                .await?;
-        v.map(ts).transpose()
+        let row = sqlx::query(
+            "SELECT (SELECT MIN(due_at) FROM timers WHERE due_at IS NOT NULL AND lease_owner IS NULL) AS due, \
+             (SELECT MIN(lease_until) FROM timers WHERE lease_owner IS NOT NULL AND due_at IS NOT NULL) AS lease",
+        )
+        .fetch_one(&self.read)
+        .await?;
+        let due: Option<i64> = row.try_get("due")?;
+        let lease: Option<i64> = row.try_get("lease")?;
+        due.into_iter().chain(lease).min().map(ts).transpose()
     }
 
     /// Give a claimed timer back (it fires again at once, on any node).

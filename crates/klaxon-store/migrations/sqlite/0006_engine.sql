@@ -17,6 +17,7 @@ CREATE TABLE timers (
     created_at   INTEGER  NOT NULL
 );
 CREATE INDEX timers_due_idx ON timers (due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX timers_lease_idx ON timers (lease_until) WHERE lease_owner IS NOT NULL;
 
 -- The notification outbox: one row per notification and target, delivered at
 -- least once; the idempotency key lets receivers drop repeats.
@@ -41,5 +42,6 @@ CREATE TABLE notifications (
     delivered_at    INTEGER
 );
 CREATE INDEX notifications_due_idx ON notifications (due_at) WHERE state = 'pending';
+CREATE INDEX notifications_lease_idx ON notifications (lease_until) WHERE lease_owner IS NOT NULL;
 CREATE INDEX notifications_state_idx ON notifications (state, id);
 CREATE INDEX notifications_incident_idx ON notifications (incident_pk, id);

@@ -260,10 +260,12 @@ impl Store {
             r.next_alert_pk = batch.next_alert_pk;
         }
         let t_decide = t0.elapsed();
-        batch.flush(&mut tx).await?;
+        let timers_changed = batch.flush(&mut tx).await?;
         let t_flush = t0.elapsed();
         tx.commit().await?;
-        self.wake_engine();
+        if timers_changed {
+            self.wake_engine();
+        }
         let t_commit = t0.elapsed();
         for (phase, d) in [
             ("preload", t_preload),

@@ -65,7 +65,8 @@ pub(super) async fn insert_rows(
 impl Batch<'_> {
     // ---- writing -----------------------------------------------------
 
-    pub(super) async fn flush(self, tx: &mut Transaction<'_, Any>) -> Result<(), StoreError> {
+    /// Write everything decided; true if engine timers changed.
+    pub(super) async fn flush(self, tx: &mut Transaction<'_, Any>) -> Result<bool, StoreError> {
         let backend = self.backend;
         // New incidents first (events and links point at them).
         let mut incidents: Vec<(i64, IncState)> = self
@@ -124,9 +125,11 @@ impl Batch<'_> {
             write_services(tx, *pk, &st.inc.services).await?;
         }
         let now_ts = incidents.iter().map(|(_, s)| s.inc.updated_at).max();
+        let mut timers_changed = false;
         for (pk, st) in &incidents {
             if let Some(now) = now_ts {
-                crate::timers::after_events(tx, *pk, &st.inc, &st.events, now, &self.settings.catalog).await?;
+                timers_changed |=
+                    crate::timers::after_events(tx, *pk, &st.inc, &st.events, now, &self.settings.catalog).await?;
             }
         }
         // Alerts.
@@ -279,6 +282,6 @@ impl Batch<'_> {
                     .await?;
             }
         }
-        Ok(())
+        Ok(timers_changed)
     }
 }
