@@ -350,3 +350,52 @@ fn serve_applies_people_and_schedules_from_the_config_file() {
     assert_eq!(code, 0);
     assert!(out.contains("alice@example.com"), "{out}");
 }
+
+/// README's "Page the on-call" block, run as written by `sh` against a real server.
+#[test]
+fn readme_paging_walkthrough_runs() {
+    let readme = include_str!("../../../../README.md");
+    let block = readme
+        .split("### Page the on-call")
+        .nth(1)
+        .and_then(|r| r.split("```sh\n").nth(1))
+        .and_then(|r| r.split("```").next())
+        .expect("the paging block in README.md");
+    // The acknowledged ID depends on the day; the rest runs verbatim.
+    let script: String = block
+        .lines()
+        .filter(|l| !l.starts_with("klaxon ack "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("k.db").display());
+    let server = serve(dir.path(), Some(&db), Some(TOKEN), &[]);
+    let bin_dir = Path::new(BIN).parent().expect("bin dir");
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let out = Command::new("sh")
+        .arg("-ec")
+        .arg(&script)
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .env("KLAXON_URL", &server.url)
+        .env("KLAXON_TOKEN", TOKEN)
+        .output()
+        .expect("sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{script}\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let declared = stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("INC-"))
+        .expect("the declare prints the ID")
+        .to_string();
+    let (code, out, err) = klaxon(&server.url, Some(TOKEN), &["incident", "show", &declared, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let inc: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(inc["escalation_policy"], "primary");
+    let (code, _, err) = klaxon(&server.url, Some(TOKEN), &["ack", &declared]);
+    assert_eq!(code, 0, "{err}");
+}
