@@ -20,6 +20,7 @@ pub mod people;
 pub mod rotation;
 pub mod schedule;
 pub mod severity;
+pub mod templates;
 pub mod wire;
 
 pub use clock::{Clock, ManualClock};
