@@ -232,6 +232,27 @@ impl Client {
         .await
     }
 
+    pub async fn templates(&self) -> Result<Vec<klaxon_domain::wire::TemplateInfo>> {
+        self.get("/api/v1/templates").await
+    }
+
+    pub async fn template(&self, name: &str) -> Result<klaxon_domain::templates::TemplateSource> {
+        self.get(&format!("/api/v1/templates/{}", path_segment(name))).await
+    }
+
+    pub async fn render_template(
+        &self,
+        name: &str,
+        req: &klaxon_domain::wire::RenderRequest,
+    ) -> Result<klaxon_domain::templates::Rendered> {
+        self.with_body(
+            Method::POST,
+            &format!("/api/v1/templates/{}/render", path_segment(name)),
+            req,
+        )
+        .await
+    }
+
     pub async fn notifications(&self, q: &NotificationQuery) -> Result<Vec<Notification>> {
         self.send(self.request(Method::GET, "/api/v1/notifications").query(q))
             .await

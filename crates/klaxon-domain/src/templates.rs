@@ -114,9 +114,7 @@ impl TemplateContext {
             .filter_map(|e| match &e.kind {
                 EventKind::NoteAdded { text } => Some(text.clone()),
                 EventKind::StatusChanged {
-                    to,
-                    message: Some(m),
-                    ..
+                    to, message: Some(m), ..
                 } => Some(format!("{}: {m}", to.public_word())),
                 _ => None,
             })
@@ -366,7 +364,11 @@ mod tests {
         let esc = t.render("escalation-request", &cx).unwrap();
         assert!(esc.body.contains("REASON FOR ESCALATION:"));
         let page = t.render("status-page-update", &cx).unwrap();
-        assert!(page.body.starts_with("[INVESTIGATING] API returning 500s"), "{}", page.body);
+        assert!(
+            page.body.starts_with("[INVESTIGATING] API returning 500s"),
+            "{}",
+            page.body
+        );
         assert!(page.body.contains("Workaround:\nUse the EU endpoint"));
         let internal = t.render("internal-update", &cx).unwrap();
         assert!(internal.body.contains("What we're doing:"));
@@ -378,13 +380,14 @@ mod tests {
     #[test]
     fn overrides_are_checked_at_load() {
         let mut o = BTreeMap::new();
-        o.insert(
-            "status-update".to_string(),
-            src("{{ severity }} {{ titel }}", "x", "y"),
-        );
+        o.insert("status-update".to_string(), src("{{ severity }} {{ titel }}", "x", "y"));
         let e = Templates::with_overrides(&o).unwrap_err();
         assert_eq!(e.key, "templates.status-update.subject");
-        assert!(e.message.contains("titel") || e.message.contains("undefined"), "{}", e.message);
+        assert!(
+            e.message.contains("titel") || e.message.contains("undefined"),
+            "{}",
+            e.message
+        );
         o.insert("status-update".to_string(), src("ok", "{% for x in %}", "y"));
         assert_eq!(
             Templates::with_overrides(&o).unwrap_err().key,
@@ -396,7 +399,11 @@ mod tests {
         let mut o = BTreeMap::new();
         o.insert(
             "resolution".to_string(),
-            src("Fixed: {{ title }}", "{{ id }} is fixed after {{ duration }}", "{{ id }} fixed"),
+            src(
+                "Fixed: {{ title }}",
+                "{{ id }} is fixed after {{ duration }}",
+                "{{ id }} fixed",
+            ),
         );
         let t = Templates::with_overrides(&o).unwrap();
         let r = t.render("resolution", &TemplateContext::sample()).unwrap();

@@ -499,3 +499,25 @@ pub struct ClockRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advance: Option<String>,
 }
+
+/// A template and its sources (`GET /api/v1/templates`).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TemplateInfo {
+    pub name: String,
+    #[serde(flatten)]
+    pub source: crate::templates::TemplateSource,
+}
+
+/// Body of `POST /api/v1/templates/{name}/render`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenderRequest {
+    /// Incident ID.
+    pub incident: String,
+    /// The text of the update being previewed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Update number (`INCIDENT UPDATE #N`), default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_number: Option<u32>,
+}

@@ -14,6 +14,7 @@ mod paging;
 mod people;
 mod schedules;
 mod state;
+mod templates;
 mod tokens;
 
 use std::future::Future;
@@ -54,6 +55,9 @@ pub fn router(state: AppState) -> Router {
         .route("/notifications", get(paging::list_notifications))
         .route("/notifications/{id}/retry", post(paging::retry_notification))
         .route("/debug/clock", post(paging::debug_clock))
+        .route("/templates", get(templates::list))
+        .route("/templates/{name}", get(templates::get))
+        .route("/templates/{name}/render", post(templates::render))
         .route("/incidents/{id}/timeline", get(incidents::timeline))
         .route("/incidents/{id}/timeline/verify", get(incidents::verify))
         .route("/tokens", post(tokens::create).get(tokens::list))

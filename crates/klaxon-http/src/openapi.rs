@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{alerting, incidents, ingest, ops, paging, people, schedules, tokens};
+use crate::{alerting, incidents, ingest, ops, paging, people, schedules, templates, tokens};
 
 struct Bearer;
 
@@ -37,10 +37,11 @@ impl Modify for Bearer {
         schedules::create, schedules::replace, schedules::list, schedules::get, schedules::delete,
         schedules::add_override, schedules::list_overrides, schedules::delete_override, schedules::oncall, schedules::shifts,
         paging::unack, paging::snooze, paging::reassign, paging::escalate, paging::list_notifications, paging::retry_notification,
+        templates::list, templates::get, templates::render,
         ops::severities, ops::catalog, ops::healthz, ops::readyz, ops::metrics,
     ),
     modifiers(&Bearer),
-    tags((name = "incidents"), (name = "ingest"), (name = "alerting"), (name = "on-call"), (name = "paging"), (name = "tokens"), (name = "catalog"), (name = "operations"))
+    tags((name = "incidents"), (name = "ingest"), (name = "alerting"), (name = "on-call"), (name = "paging"), (name = "communication"), (name = "tokens"), (name = "catalog"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

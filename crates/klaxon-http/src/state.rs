@@ -30,6 +30,8 @@ pub struct AppState {
     /// Set when the server runs on a manual clock (`KLAXON_TEST_CLOCK`):
     /// `POST /api/v1/debug/clock` moves it.
     pub manual_clock: Option<Arc<klaxon_domain::ManualClock>>,
+    /// Message templates in force (defaults with the configuration's replacements).
+    pub templates: Arc<klaxon_domain::templates::Templates>,
 }
 
 impl AppState {
@@ -55,6 +57,7 @@ impl AppState {
             limiter: Arc::new(KeyedLimiter::new(rate.0, rate.1)),
             api_limiter: Arc::new(KeyedLimiter::new(0, 0)),
             manual_clock: None,
+            templates: Arc::default(),
         }
     }
 

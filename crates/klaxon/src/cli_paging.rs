@@ -1,4 +1,5 @@
-//! `klaxon notification list|retry`: the notification outbox.
+//! `klaxon notification list|retry` (the notification outbox) and
+//! `klaxon template list|show|render` (message templates).
 
 use std::process::ExitCode;
 
@@ -66,6 +67,77 @@ pub async fn notification(c: &Client, cmd: NotificationCmd, json: bool) -> anyho
                 output::json(&n)?;
             } else {
                 println!("Notification {} queued again for {} ({})", n.id, n.user, n.channel);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TemplateCmd {
+    /// The message templates in force.
+    List,
+    /// A template's sources (subject, body, short).
+    Show { name: String },
+    /// Render a template for an incident, as it would be sent now.
+    #[command(
+        after_help = "Example:\n  klaxon template render status-update --incident INC-2026-11-23-001 --message 'Rolled back; error rate falling'"
+    )]
+    Render {
+        name: String,
+        #[arg(long)]
+        incident: String,
+        /// The update's text.
+        #[arg(long, short)]
+        message: Option<String>,
+        /// Update number (INCIDENT UPDATE #N).
+        #[arg(long)]
+        number: Option<u32>,
+    },
+}
+
+pub async fn template(c: &Client, cmd: TemplateCmd, json: bool) -> anyhow::Result<ExitCode> {
+    match cmd {
+        TemplateCmd::List => {
+            let list = c.templates().await?;
+            if json {
+                output::json(&list)?;
+            } else {
+                let mut t = output::table(&["NAME", "SUBJECT"]);
+                for i in &list {
+                    t.add_row(vec![i.name.clone(), i.source.subject.clone()]);
+                }
+                println!("{t}");
+            }
+        }
+        TemplateCmd::Show { name } => {
+            let s = c.template(&name).await?;
+            if json {
+                output::json(&s)?;
+            } else {
+                println!("subject: {}\nshort:   {}\n\n{}", s.subject, s.short, s.body);
+            }
+        }
+        TemplateCmd::Render {
+            name,
+            incident,
+            message,
+            number,
+        } => {
+            let r = c
+                .render_template(
+                    &name,
+                    &klaxon_domain::wire::RenderRequest {
+                        incident,
+                        message,
+                        update_number: number,
+                    },
+                )
+                .await?;
+            if json {
+                output::json(&r)?;
+            } else {
+                println!("Subject: {}\nShort:   {}\n\n{}", r.subject, r.short, r.body);
             }
         }
     }

@@ -56,6 +56,8 @@ pub struct FileConfig {
     pub escalation_policies: Option<Vec<Spanned<EscalationPolicy>>>,
     /// Who else is paged and when: "SEV-1 → product owner", "SEV-2 unresolved 30m → lead".
     pub paging_rules: Option<Vec<Spanned<klaxon_domain::paging_rules::PagingRule>>>,
+    /// Replacements of the shipped message templates, by name (see docs/templates.md).
+    pub templates: Option<Spanned<std::collections::BTreeMap<String, klaxon_domain::templates::TemplateSource>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -199,6 +201,7 @@ pub struct ConfigError {
 pub struct Config {
     pub file: FileConfig,
     pub catalog: Catalog,
+    pub templates: klaxon_domain::templates::Templates,
     pub path: Option<PathBuf>,
     pub routes: Vec<Route>,
     pub default_route: Option<Route>,
@@ -448,9 +451,15 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     if let Some(d) = fc.engine.update_reminder {
         cat.update_reminder = d;
     }
+    let templates = match &fc.templates {
+        Some(t) => klaxon_domain::templates::Templates::with_overrides(&t.value)
+            .map_err(|e| err(t.referenced.line(), &e.key, e.message))?,
+        None => klaxon_domain::templates::Templates::default(),
+    };
     Ok(Config {
         file: fc,
         catalog: cat,
+        templates,
         path: None,
         routes,
         default_route,

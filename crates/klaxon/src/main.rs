@@ -91,6 +91,9 @@ enum Command {
     /// The notification outbox: what was sent, what is pending, what was given up on.
     #[command(subcommand)]
     Notification(cli_paging::NotificationCmd),
+    /// Message templates: list, show, preview for an incident.
+    #[command(subcommand)]
+    Template(cli_paging::TemplateCmd),
     /// Check configuration.
     #[command(subcommand)]
     Config(cli::ConfigCmd),
@@ -141,6 +144,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Schedule(cmd) => cli_oncall::schedule(&client()?, cmd, cli.json).await,
         Command::Oncall(cmd) => cli_oncall::oncall(&client()?, cmd, cli.json).await,
         Command::Notification(cmd) => cli_paging::notification(&client()?, cmd, cli.json).await,
+        Command::Template(cmd) => cli_paging::template(&client()?, cmd, cli.json).await,
         Command::Config(cmd) => cli::config(cmd, cli.json),
         Command::Token(cmd) => cli::token(&client()?, cmd, cli.json).await,
         Command::Bench(cmd) => bench::run(cmd, &cli.url, cli.token.clone())

@@ -159,6 +159,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut state = AppState::new(store.clone(), clock.clone(), catalog, r.auth, ingest, rate)
         .with_api_rate(api.rate_limit_per_second, api.rate_limit_burst);
     state.manual_clock = manual;
+    state.templates = Arc::new(r.config.templates.clone());
     let app = Application::build(state, &r.listen)
         .await
         .with_context(|| format!("listening on {}", r.listen))?;

@@ -399,3 +399,59 @@ fn readme_paging_walkthrough_runs() {
     let (code, _, err) = klaxon(&server.url, Some(TOKEN), &["ack", &declared]);
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn templates_are_checked_by_config_check_and_previewed_by_the_cli() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "listen: 127.0.0.1:9090\ntemplates:\n  status-update:\n    subject: \"{{ severity }} {{ titel }}\"\n    body: x\n    short: y\n",
+    )
+    .expect("write");
+    let (code, _, err) = klaxon("http://unused", None, &["config", "check", bad.to_str().expect("path")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("bad.yaml:3: templates.status-update.subject"), "{err}");
+
+    let good = dir.path().join("good.yaml");
+    std::fs::write(
+        &good,
+        "templates:\n  resolution:\n    subject: \"Fixed: {{ title }}\"\n    body: \"{{ id }} is fixed after {{ duration }}.\"\n    short: \"{{ id }} fixed\"\n",
+    )
+    .expect("write");
+    let db = format!("sqlite://{}", dir.path().join("k.db").display());
+    let server = serve(
+        dir.path(),
+        Some(&db),
+        Some(TOKEN),
+        &["--config", good.to_str().expect("path")],
+    );
+    let (code, out, err) = klaxon(
+        &server.url,
+        Some(TOKEN),
+        &["incident", "declare", "--title", "Disk full", "--json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let id = serde_json::from_str::<serde_json::Value>(&out).expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let (code, out, err) = klaxon(
+        &server.url,
+        Some(TOKEN),
+        &["template", "render", "resolution", "--incident", &id],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Subject: Fixed: Disk full") && out.contains(&format!("{id} is fixed after 0 minutes.")),
+        "{out}"
+    );
+    let (code, out, _) = klaxon(&server.url, Some(TOKEN), &["template", "list"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("escalation-request") && out.contains("Fixed: {{ title }}"),
+        "{out}"
+    );
+    let (code, _, err) = klaxon(&server.url, Some(TOKEN), &["template", "show", "gossip"]);
+    assert!(code != 0 && err.contains("not found"), "{err}");
+}

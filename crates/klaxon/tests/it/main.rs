@@ -17,4 +17,5 @@ mod ingest;
 mod paging;
 mod receiver;
 mod schedules;
+mod templates;
 mod timeline;
