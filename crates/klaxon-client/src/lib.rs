@@ -232,6 +232,19 @@ impl Client {
         .await
     }
 
+    pub async fn post_update(
+        &self,
+        id: &str,
+        req: &klaxon_domain::wire::PostUpdateRequest,
+    ) -> Result<klaxon_domain::wire::PostedUpdate> {
+        self.with_body(Method::POST, &Self::incident_path(id, "/updates"), req)
+            .await
+    }
+
+    pub async fn updates(&self, id: &str) -> Result<Vec<klaxon_domain::wire::IncidentUpdate>> {
+        self.get(&Self::incident_path(id, "/updates")).await
+    }
+
     pub async fn templates(&self) -> Result<Vec<klaxon_domain::wire::TemplateInfo>> {
         self.get("/api/v1/templates").await
     }

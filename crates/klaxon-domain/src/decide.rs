@@ -58,6 +58,12 @@ pub enum Command {
     EscalateNow {
         reason: Option<String>,
     },
+    /// Post a stakeholder update (optionally public, optionally moving the status forward).
+    PostUpdate {
+        message: String,
+        public: bool,
+        status: Option<String>,
+    },
 }
 
 /// The longest a snooze may last.
@@ -321,6 +327,7 @@ pub fn validate_declaration(req: &DeclareIncident, actor: &str, now: Timestamp, 
         escalation_policy,
         assignees: vec![],
         snoozed_until: None,
+        updates_posted: 0,
         update_overdue: false,
         updated_at: now,
         version: 1,
@@ -505,6 +512,56 @@ pub fn decide(inc: &Incident, cmd: Command, now: Timestamp, cat: &Catalog) -> Re
                 out.push(unack_event(inc, None, now, cat));
             }
             out.push(EventKind::Reassigned { users, reason });
+            Ok(out)
+        }
+        Command::PostUpdate {
+            message,
+            public,
+            status,
+        } => {
+            let message = text("message", &message, limits::TEXT_MAX, true)?;
+            if message.is_empty() {
+                return Err(DomainError::invalid("message", "must not be empty"));
+            }
+            if !inc.status.is_open() && inc.status != Status::Resolved {
+                return Err(DomainError::Conflict(format!(
+                    "incident {} is {}; reopen it before posting updates",
+                    inc.id, inc.status
+                )));
+            }
+            let mut out = Vec::new();
+            let mut after_status = inc.status;
+            if let Some(to) = status {
+                let to: Status = to.parse().map_err(|e: String| DomainError::invalid("status", e))?;
+                if to != inc.status {
+                    if !inc.status.can_move_to(to) {
+                        return Err(DomainError::InvalidTransition {
+                            from: inc.status,
+                            to,
+                            allowed: inc.status.allowed_next(),
+                        });
+                    }
+                    out.push(EventKind::StatusChanged {
+                        from: inc.status,
+                        to,
+                        message: None,
+                        next_update_due: None,
+                    });
+                    after_status = to;
+                }
+            }
+            let next_update_due = if after_status.is_open() {
+                after(now, cadence)
+            } else {
+                None
+            };
+            out.push(EventKind::UpdatePosted {
+                number: inc.updates_posted + 1,
+                message,
+                public,
+                status: after_status,
+                next_update_due,
+            });
             Ok(out)
         }
         Command::EscalateNow { reason } => {

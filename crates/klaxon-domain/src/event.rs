@@ -156,6 +156,17 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// A stakeholder update (`INCIDENT UPDATE #number`); public ones go to the status page.
+    UpdatePosted {
+        number: u32,
+        message: String,
+        #[serde(default)]
+        public: bool,
+        status: Status,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<String>, format = DateTime)]
+        next_update_due: Option<Timestamp>,
+    },
     /// The stakeholder update due at `due` was not posted in time.
     UpdateOverdue {
         #[schema(value_type = String, format = DateTime)]
@@ -200,6 +211,7 @@ impl EventKind {
             EventKind::Reassigned { .. } => "reassigned",
             EventKind::Notified { .. } => "notified",
             EventKind::UpdateOverdue { .. } => "update_overdue",
+            EventKind::UpdatePosted { .. } => "update_posted",
         }
     }
 }
@@ -429,6 +441,15 @@ pub fn apply(current: Option<Incident>, event: &TimelineEvent) -> Option<Inciden
         }
         EventKind::UpdateOverdue { .. } => {
             inc.update_overdue = true;
+        }
+        EventKind::UpdatePosted {
+            number,
+            next_update_due,
+            ..
+        } => {
+            inc.updates_posted = *number;
+            inc.next_update_due = *next_update_due;
+            inc.update_overdue = false;
         }
         EventKind::Snoozed { until } => {
             if inc.status == Status::Triggered {

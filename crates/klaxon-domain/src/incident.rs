@@ -104,6 +104,9 @@ pub struct Incident {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub snoozed_until: Option<Timestamp>,
+    /// Stakeholder updates posted so far.
+    #[serde(default)]
+    pub updates_posted: u32,
     /// The next stakeholder update is late (set by the engine, cleared by an update).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub update_overdue: bool,

@@ -521,3 +521,38 @@ pub struct RenderRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_number: Option<u32>,
 }
+
+/// Body of `POST /api/v1/incidents/{id}/updates`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostUpdateRequest {
+    /// What changed, in words (1-10,000 characters).
+    pub message: String,
+    /// Public updates are shown on the status page (private incidents never are).
+    #[serde(default)]
+    pub public: bool,
+    /// Move the status forward with the update (`identified`, `monitoring`, `resolved`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+/// A stakeholder update, from the timeline.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct IncidentUpdate {
+    pub number: u32,
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    pub by: String,
+    pub message: String,
+    pub public: bool,
+    pub status: crate::Status,
+}
+
+/// Answer of `POST /api/v1/incidents/{id}/updates`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PostedUpdate {
+    pub incident: Incident,
+    pub update: IncidentUpdate,
+    /// The `status-update` template rendered for this update.
+    pub rendered: crate::templates::Rendered,
+}

@@ -25,7 +25,7 @@ fn check_read(s: &AppState, caller: &Caller) -> ApiResult<()> {
 }
 
 /// Load an incident the caller may see; private ones are 404 to anonymous callers.
-async fn load(s: &AppState, caller: &Caller, id: &str) -> ApiResult<Incident> {
+pub(crate) async fn load(s: &AppState, caller: &Caller, id: &str) -> ApiResult<Incident> {
     check_read(s, caller)?;
     let not_found = || ApiError::not_found(format!("incident {id} not found"));
     if !looks_like_id(id) {
@@ -66,6 +66,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Snooze { .. } => "snooze",
         Command::Reassign { .. } => "reassign",
         Command::EscalateNow { .. } => "escalate",
+        Command::PostUpdate { .. } => "update",
     }
 }
 

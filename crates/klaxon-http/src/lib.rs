@@ -55,6 +55,10 @@ pub fn router(state: AppState) -> Router {
         .route("/notifications", get(paging::list_notifications))
         .route("/notifications/{id}/retry", post(paging::retry_notification))
         .route("/debug/clock", post(paging::debug_clock))
+        .route(
+            "/incidents/{id}/updates",
+            post(templates::post_update).get(templates::list_updates),
+        )
         .route("/templates", get(templates::list))
         .route("/templates/{name}", get(templates::get))
         .route("/templates/{name}/render", post(templates::render))

@@ -37,7 +37,7 @@ impl Modify for Bearer {
         schedules::create, schedules::replace, schedules::list, schedules::get, schedules::delete,
         schedules::add_override, schedules::list_overrides, schedules::delete_override, schedules::oncall, schedules::shifts,
         paging::unack, paging::snooze, paging::reassign, paging::escalate, paging::list_notifications, paging::retry_notification,
-        templates::list, templates::get, templates::render,
+        templates::list, templates::get, templates::render, templates::post_update, templates::list_updates,
         ops::severities, ops::catalog, ops::healthz, ops::readyz, ops::metrics,
     ),
     modifiers(&Bearer),

@@ -156,6 +156,7 @@ fn reevaluate(events: &[TimelineEvent]) -> bool {
                 | EventKind::SeverityChanged { .. }
                 | EventKind::FieldsChanged { .. }
                 | EventKind::Unacknowledged { .. }
+                | EventKind::UpdatePosted { .. }
         )
     })
 }

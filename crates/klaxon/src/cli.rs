@@ -130,6 +130,23 @@ pub enum IncidentCmd {
         #[arg(long, short)]
         message: Option<String>,
     },
+    /// Post a stakeholder update: on the timeline, next update due by the severity's cadence.
+    #[command(
+        name = "post-update",
+        after_help = "Example:\n  klaxon incident post-update INC-2026-11-23-001 'Rolled back; error rate falling' --status monitoring --public"
+    )]
+    PostUpdate {
+        id: String,
+        message: String,
+        /// Show it on the status page.
+        #[arg(long)]
+        public: bool,
+        /// Move the status forward with the update.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// List the stakeholder updates of an incident.
+    Updates { id: String },
     /// Back to triggered: escalation pages again.
     Unack {
         id: String,
@@ -349,6 +366,56 @@ pub async fn incident(c: &Client, cmd: IncidentCmd, json: bool) -> anyhow::Resul
         }
         IncidentCmd::Status { id, status, message } => one(c.set_status(&id, &status, message).await?),
         IncidentCmd::Ack { id, message } => one(c.ack(&id, message).await?),
+        IncidentCmd::PostUpdate {
+            id,
+            message,
+            public,
+            status,
+        } => {
+            let posted = c
+                .post_update(
+                    &id,
+                    &klaxon_domain::wire::PostUpdateRequest {
+                        message,
+                        public,
+                        status,
+                    },
+                )
+                .await?;
+            if json {
+                output::json(&posted)?;
+            } else {
+                println!(
+                    "Posted update #{} on {}{}\n\nSubject: {}\n\n{}",
+                    posted.update.number,
+                    posted.incident.id,
+                    if posted.update.public { " (public)" } else { "" },
+                    posted.rendered.subject,
+                    posted.rendered.body
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        IncidentCmd::Updates { id } => {
+            let list = c.updates(&id).await?;
+            if json {
+                output::json(&list)?;
+            } else {
+                let mut t = output::table(&["#", "TIME", "BY", "STATUS", "PUBLIC", "MESSAGE"]);
+                for u in &list {
+                    t.add_row(vec![
+                        u.number.to_string(),
+                        u.at.strftime("%Y-%m-%d %H:%M").to_string(),
+                        u.by.clone(),
+                        u.status.to_string(),
+                        if u.public { "yes" } else { "no" }.to_string(),
+                        u.message.clone(),
+                    ]);
+                }
+                println!("{t}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         IncidentCmd::Unack { id, reason } => one(c.unack(&id, reason).await?),
         IncidentCmd::Snooze { id, duration, until } => one(c
             .snooze(&id, &klaxon_domain::wire::SnoozeRequest { until, duration })

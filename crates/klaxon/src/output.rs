@@ -216,6 +216,12 @@ pub fn describe(kind: &EventKind) -> String {
             reason.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
         ),
         EventKind::Snoozed { until } => format!("snoozed until {until}"),
+        EventKind::UpdatePosted {
+            number,
+            message,
+            public,
+            ..
+        } => format!("update #{number}{}: {message}", if *public { " (public)" } else { "" }),
         EventKind::UpdateOverdue { due } => format!("stakeholder update overdue (was due {due})"),
         EventKind::EscalationRequested { reason } => format!(
             "escalation to the next level requested{}",

@@ -454,4 +454,28 @@ fn templates_are_checked_by_config_check_and_previewed_by_the_cli() {
     );
     let (code, _, err) = klaxon(&server.url, Some(TOKEN), &["template", "show", "gossip"]);
     assert!(code != 0 && err.contains("not found"), "{err}");
+    let (code, out, err) = klaxon(
+        &server.url,
+        Some(TOKEN),
+        &[
+            "incident",
+            "post-update",
+            &id,
+            "Cleared old logs",
+            "--public",
+            "--status",
+            "monitoring",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Posted update #1") && out.contains("INCIDENT UPDATE #1"),
+        "{out}"
+    );
+    let (code, out, _) = klaxon(&server.url, Some(TOKEN), &["incident", "updates", &id]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("Cleared old logs") && out.contains("monitoring") && out.contains("yes"),
+        "{out}"
+    );
 }

@@ -256,3 +256,9 @@ impl TestApp {
         self.clock.advance(jiff::SignedDuration::from_mins(minutes));
     }
 }
+
+impl TestApp {
+    pub fn clock_now(&self) -> jiff::Timestamp {
+        klaxon_domain::Clock::now(self.clock.as_ref())
+    }
+}

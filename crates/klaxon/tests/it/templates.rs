@@ -101,3 +101,114 @@ both!(templates_render_for_a_real_incident, |app| {
     let (status, _) = app.raw("GET", "/api/v1/templates", None, None).await;
     assert_eq!(status, 401);
 });
+
+both!(stakeholder_updates_move_the_cadence, |app| {
+    let id = app
+        .client
+        .declare(&DeclareIncident {
+            title: "Checkout down".into(),
+            severity: Some("SEV-1".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .id;
+    let engine = app.engine("n1");
+    // SEV-1 cadence is 15 minutes: overdue after that without an update.
+    app.advance(16);
+    engine.tick().await.unwrap();
+    assert!(app.client.incident(&id).await.unwrap().update_overdue);
+    let posted = app
+        .client
+        .post_update(
+            &id,
+            &klaxon_domain::wire::PostUpdateRequest {
+                message: "Card processor returns 502s; failing over".into(),
+                public: true,
+                status: Some("identified".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(posted.update.number, 1);
+    assert!(posted.update.public);
+    assert_eq!(posted.incident.status, klaxon_domain::Status::Identified);
+    assert!(!posted.incident.update_overdue);
+    let due = posted.incident.next_update_due.unwrap();
+    assert_eq!(due.duration_since(app.clock_now()).as_mins(), 15);
+    assert!(
+        posted.rendered.body.contains("INCIDENT UPDATE #1"),
+        "{}",
+        posted.rendered.body
+    );
+    assert!(posted.rendered.body.contains("failing over"));
+    // Ten more minutes: not overdue; the next update is number 2.
+    app.advance(10);
+    engine.tick().await.unwrap();
+    assert!(!app.client.incident(&id).await.unwrap().update_overdue);
+    let second = app
+        .client
+        .post_update(
+            &id,
+            &klaxon_domain::wire::PostUpdateRequest {
+                message: "Failover done".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.update.number, 2);
+    let list = app.client.updates(&id).await.unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!((list[0].public, list[1].public), (true, false));
+    assert_eq!(list[0].by, "admin");
+
+    // Bad input names the field; nothing is recorded.
+    let path = format!("/api/v1/incidents/{id}/updates");
+    for (body, status, field) in [
+        (r#"{"message": ""}"#, 422, Some("message")),
+        (r#"{}"#, 422, Some("message")),
+        (r#"{"message": "x", "public": "yes"}"#, 422, Some("public")),
+        (r#"{"message": "x", "status": "exploded"}"#, 422, Some("status")),
+    ] {
+        let (got, resp) = app
+            .raw("POST", &path, Some(ADMIN), Some(body.as_bytes().to_vec()))
+            .await;
+        assert_eq!(
+            (got, resp["error"]["field"].as_str()),
+            (status, field),
+            "{body} → {resp}"
+        );
+    }
+    let (got, _) = app
+        .raw(
+            "POST",
+            &path,
+            Some(ADMIN),
+            Some(br#"{"message": "x", "status": "investigating"}"#.to_vec()),
+        )
+        .await;
+    assert_eq!(got, 409, "status may only move forward");
+    let (got, _) = app
+        .raw("POST", &path, None, Some(br#"{"message": "x"}"#.to_vec()))
+        .await;
+    assert_eq!(got, 401);
+    assert_eq!(app.client.updates(&id).await.unwrap().len(), 2);
+    // Resolving with an update ends the cadence.
+    let done = app
+        .client
+        .post_update(
+            &id,
+            &klaxon_domain::wire::PostUpdateRequest {
+                message: "Resolved".into(),
+                public: true,
+                status: Some("resolved".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.incident.next_update_due, None);
+    app.advance(60);
+    engine.tick().await.unwrap();
+    assert!(!app.client.incident(&id).await.unwrap().update_overdue);
+});
