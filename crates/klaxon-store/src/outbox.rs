@@ -71,6 +71,35 @@ pub struct NotificationFilter {
     pub limit: u32,
 }
 
+/// Queue one notification in an open transaction; 0 if its key was queued before.
+pub(crate) async fn insert_notification(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    incident_pk: i64,
+    incident_id: &str,
+    x: &crate::NewNotification,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    Ok(sqlx::query(
+        "INSERT INTO notifications (idempotency_key, incident_pk, incident_id, user_id, channel, contact, address, body, \
+         state, cancel_on_ack, attempts, due_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, 0, $10, $11) ON CONFLICT (idempotency_key) DO NOTHING",
+    )
+    .bind(x.idempotency_key.clone())
+    .bind(incident_pk)
+    .bind(incident_id.to_string())
+    .bind(x.user_id.clone())
+    .bind(x.channel.clone())
+    .bind(x.contact.clone())
+    .bind(x.address.clone())
+    .bind(x.body.clone())
+    .bind(x.cancel_on_ack as i64)
+    .bind(x.due_at.as_millisecond())
+    .bind(now.as_millisecond())
+    .execute(&mut **tx)
+    .await?
+    .rows_affected())
+}
+
 impl Store {
     /// Claim up to `limit` due pending notifications.
     pub async fn claim_notifications(
@@ -196,6 +225,29 @@ impl Store {
             self.wake_engine();
         }
         Ok(true)
+    }
+
+    /// Queue notifications for an incident directly (benchmarks, and channels
+    /// that notify outside the escalation engine). Returns how many were new.
+    pub async fn enqueue_notifications(
+        &self,
+        incident_id: &str,
+        list: &[crate::NewNotification],
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let pk: i64 = sqlx::query_scalar("SELECT pk FROM incidents WHERE id = $1")
+            .bind(incident_id.to_string())
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(incident_id.to_string()))?;
+        let mut tx = self.write.begin().await?;
+        let mut n = 0;
+        for x in list {
+            n += insert_notification(&mut tx, pk, incident_id, x, now).await?;
+        }
+        tx.commit().await?;
+        self.wake_engine();
+        Ok(n)
     }
 
     pub async fn notifications(&self, f: &NotificationFilter) -> Result<Vec<Notification>, StoreError> {

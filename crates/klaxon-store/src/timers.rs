@@ -461,25 +461,8 @@ impl Store {
             return Ok(false);
         }
         let n_notes = out.notifications.len();
-        for n in out.notifications {
-            sqlx::query(
-                "INSERT INTO notifications (idempotency_key, incident_pk, incident_id, user_id, channel, contact, address, body, \
-                 state, cancel_on_ack, attempts, due_at, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, 0, $10, $11) ON CONFLICT (idempotency_key) DO NOTHING",
-            )
-            .bind(n.idempotency_key)
-            .bind(pk)
-            .bind(inc.id.clone())
-            .bind(n.user_id)
-            .bind(n.channel)
-            .bind(n.contact)
-            .bind(n.address)
-            .bind(n.body)
-            .bind(n.cancel_on_ack as i64)
-            .bind(n.due_at.as_millisecond())
-            .bind(now.as_millisecond())
-            .execute(&mut *tx)
-            .await?;
+        for n in &out.notifications {
+            crate::outbox::insert_notification(&mut tx, pk, &inc.id, n, now).await?;
         }
         // Without timer ops: events the step appends (an unacknowledgement at
         // the end of a snooze) must not move the timer it just set.

@@ -74,6 +74,16 @@ pub enum BenchCmd {
         #[arg(long)]
         serve: Option<String>,
     },
+    /// Queue N notifications at once; a real engine delivers them to a loopback webhook receiver.
+    #[command(
+        after_help = "Examples:\n  klaxon bench outbox --database-url sqlite:///tmp/outbox.db --count 5000\n  klaxon bench outbox --database-url postgres://postgres@127.0.0.1/klaxon_outbox --count 5000"
+    )]
+    Outbox {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value_t = 5000)]
+        count: usize,
+    },
     /// Declare incidents through the HTTP API as fast as N clients can.
     #[command(
         after_help = "Examples:\n  klaxon bench declare --serve sqlite:///tmp/bench.db --connections 32 --duration 20s\n  klaxon bench declare --serve postgres://postgres@127.0.0.1/klaxon_bench\n  klaxon bench declare --url http://127.0.0.1:8080 --token $KLAXON_TOKEN"
@@ -133,6 +143,7 @@ pub async fn run(cmd: BenchCmd, url: &str, token: Option<String>) -> anyhow::Res
             over,
             lead,
         } => crate::bench_engine::timers(&database_url, count, over, lead).await,
+        BenchCmd::Outbox { database_url, count } => crate::bench_engine::outbox(&database_url, count).await,
         BenchCmd::Paging {
             rate,
             pages_per_second,

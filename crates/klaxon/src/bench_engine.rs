@@ -249,3 +249,97 @@ pub async fn paging(
     );
     Ok(())
 }
+
+/// `klaxon bench outbox`: N notifications queued in one go, delivered by a real
+/// engine through the webhook channel to a receiver in this process.
+pub async fn outbox(database_url: &str, count: usize) -> anyhow::Result<()> {
+    let store = Store::connect(&StoreOptions::new(database_url))
+        .await
+        .with_context(|| format!("opening {database_url}"))?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let cat = klaxon_domain::config::Catalog::default();
+    let (inc, _) = store
+        .declare(
+            &klaxon_domain::wire::DeclareIncident {
+                title: "outbox benchmark".into(),
+                ..Default::default()
+            },
+            "bench",
+            clock.now(),
+            &cat,
+        )
+        .await?;
+    let arrivals: Arc<Mutex<HashMap<String, Instant>>> = Default::default();
+    let seen = arrivals.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap| {
+            let seen = seen.clone();
+            async move {
+                let now = Instant::now();
+                if let Some(k) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
+                    seen.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .entry(k.to_string())
+                        .or_insert(now);
+                }
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let hook = format!("http://{}/hook", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let webhook = Webhook::new("bench-secret", Duration::from_secs(10))?;
+    let engine = Arc::new(Engine::new(
+        store.clone(),
+        clock.clone(),
+        "bench".into(),
+        EngineSettings::default(),
+        Channels::default().with("webhook", Arc::new(webhook)),
+    )?);
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(engine.run(stop_rx));
+    let run = klaxon_store::random_hex("", 4);
+    let list: Vec<klaxon_store::NewNotification> = (0..count)
+        .map(|i| klaxon_store::NewNotification {
+            idempotency_key: format!("bench-{run}-{i}"),
+            user_id: "bench".into(),
+            channel: "webhook".into(),
+            contact: "hook".into(),
+            address: hook.clone(),
+            body: json!({"type": "bench", "n": i}).to_string(),
+            due_at: clock.now(),
+            cancel_on_ack: false,
+        })
+        .collect();
+    let started = Instant::now();
+    store.enqueue_notifications(&inc.id, &list, clock.now()).await?;
+    let queued = Instant::now();
+    let deadline = queued + Duration::from_secs(120);
+    while arrivals.lock().unwrap_or_else(|e| e.into_inner()).len() < count && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop.send(true);
+    let _ = running.await;
+    let got = arrivals.lock().unwrap_or_else(|e| e.into_inner());
+    let mut h = hist()?;
+    let mut last = queued;
+    for t in got.values() {
+        let _ = h.record((t.saturating_duration_since(queued).as_micros() as u64).max(1));
+        last = last.max(*t);
+    }
+    let secs = last.saturating_duration_since(queued).as_secs_f64().max(1e-6);
+    println!(
+        "outbox ({}): {} of {count} delivered; queued in {:.0} ms; {:.0} messages/s; delivery after enqueue p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        store.backend().as_str(),
+        got.len(),
+        queued.saturating_duration_since(started).as_secs_f64() * 1000.0,
+        got.len() as f64 / secs,
+        h.value_at_quantile(0.5) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0,
+        h.max() as f64 / 1000.0,
+    );
+    anyhow::ensure!(got.len() == count, "only {} of {count} delivered", got.len());
+    Ok(())
+}
