@@ -172,7 +172,8 @@ pub enum EventKind {
         #[schema(value_type = String, format = DateTime)]
         due: Timestamp,
     },
-    /// A notification reached its target, or was given up on.
+    /// A delivery attempt of a notification: delivered, failed (to be
+    /// retried at `retry_at`) or given up on (failed without `retry_at`).
     Notified {
         notification_id: i64,
         user: String,
@@ -182,6 +183,12 @@ pub enum EventKind {
         delivered: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// How long the channel took to answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        latency_ms: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<String>, format = DateTime)]
+        retry_at: Option<Timestamp>,
     },
 }
 

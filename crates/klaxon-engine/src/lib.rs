@@ -193,7 +193,9 @@ impl Engine {
     }
 
     /// Start deliveries of the notifications due now (up to the in-flight
-    /// limit). Returns how many were claimed; `wait` waits for them to finish.
+    /// limit); their outcomes are recorded together in one transaction once
+    /// the batch is done. Returns how many were claimed; `wait` waits for the
+    /// batch to be recorded.
     pub async fn deliver_once(self: &Arc<Self>, wait: bool) -> Result<usize, EngineError> {
         let free = self.in_flight.available_permits();
         if free == 0 {
@@ -205,27 +207,32 @@ impl Engine {
             .claim_notifications(&self.node, now, self.settings.lease, free.min(256) as u32)
             .await?;
         let n = claimed.len();
-        let mut handles = Vec::with_capacity(n);
-        for c in claimed {
-            let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
-                break;
-            };
-            let me = self.clone();
-            handles.push(tokio::spawn(async move {
-                me.deliver(c).await;
-                drop(permit);
-            }));
+        if n == 0 {
+            return Ok(0);
         }
-        if wait {
-            for h in handles {
-                let _ = h.await;
+        let Ok(permits) = self.in_flight.clone().acquire_many_owned(n as u32).await else {
+            return Ok(0);
+        };
+        let me = self.clone();
+        let batch = tokio::spawn(async move {
+            let outcomes = futures::future::join_all(claimed.into_iter().map(|c| me.attempt(c))).await;
+            match me.store.finish_notifications(outcomes, "klaxon", me.clock.now()).await {
+                Ok(lost) if lost > 0 => tracing::warn!(lost, "leases lost before outcomes were recorded"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "recording deliveries failed; they are retried after the lease"),
             }
+            drop(permits);
+        });
+        if wait {
+            let _ = batch.await;
         }
         Ok(n)
     }
 
-    async fn deliver(&self, c: ClaimedNotification) {
+    /// One delivery attempt; its outcome and how long the channel took.
+    async fn attempt(&self, c: ClaimedNotification) -> (ClaimedNotification, Delivery, Option<u64>) {
         let now = self.clock.now();
+        let mut took = None;
         let outcome =
             if c.incident_status >= Status::Resolved || (c.cancel_on_ack && c.incident_status != Status::Triggered) {
                 Delivery::Cancelled
@@ -237,8 +244,10 @@ impl Engine {
                     Some(ch) => {
                         let started = std::time::Instant::now();
                         let res = ch.send(&c.n, now.as_second()).await;
+                        let elapsed = started.elapsed();
+                        took = Some(elapsed.as_millis() as u64);
                         metrics::histogram!("klaxon_notification_send_seconds", "channel" => c.n.channel.clone())
-                            .record(started.elapsed().as_secs_f64());
+                            .record(elapsed.as_secs_f64());
                         match res {
                             Ok(()) => Delivery::Delivered,
                             Err(e) if e.permanent || c.n.attempts >= self.settings.max_attempts => {
@@ -264,15 +273,7 @@ impl Engine {
         };
         metrics::counter!("klaxon_notifications_total", "channel" => c.n.channel.clone(), "outcome" => label)
             .increment(1);
-        match self
-            .store
-            .finish_notification(&c, outcome, "klaxon", self.clock.now())
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(notification = c.n.id, "lease lost before the outcome was recorded"),
-            Err(e) => tracing::error!(notification = c.n.id, error = %e, "recording a delivery failed"),
-        }
+        (c, outcome, took)
     }
 
     /// Run everything that is due now to completion: timers, then the

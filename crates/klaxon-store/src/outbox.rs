@@ -173,58 +173,72 @@ impl Store {
         v.map(ts).transpose()
     }
 
-    /// Record how an attempt ended. Delivered and dead notifications are
-    /// also recorded on the incident's timeline. Returns false if the lease was lost.
-    pub async fn finish_notification(
+    /// Record how attempts ended, all in one transaction. Every attempt but a
+    /// cancellation is also an event on its incident's timeline (channel,
+    /// target, outcome, latency, error, next try), appended once per incident.
+    /// Returns how many outcomes were dropped because their lease was lost.
+    pub async fn finish_notifications(
         &self,
-        c: &ClaimedNotification,
-        outcome: Delivery,
+        outcomes: Vec<(ClaimedNotification, Delivery, Option<u64>)>,
         actor: &str,
         now: Timestamp,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<usize, StoreError> {
         let mut tx = self.write.begin().await?;
-        let (state, due, error, delivered_at, event) = match outcome {
-            Delivery::Delivered => ("delivered", c.n.due_at, None, Some(now.as_millisecond()), true),
-            Delivery::Retry { at, error } => ("pending", at, Some(error), None, false),
-            Delivery::Dead { error } => ("dead", c.n.due_at, Some(error), None, true),
-            Delivery::Cancelled => ("cancelled", c.n.due_at, None, None, false),
-        };
-        let done = sqlx::query(
-            "UPDATE notifications SET state = $1, due_at = $2, last_error = $3, delivered_at = $4, \
-             lease_owner = NULL, lease_until = NULL WHERE id = $5 AND lease_owner = $6",
-        )
-        .bind(state)
-        .bind(due.as_millisecond())
-        .bind(error.clone())
-        .bind(delivered_at)
-        .bind(c.n.id)
-        .bind(c.lease.clone())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if done != 1 {
-            return Ok(false);
-        }
-        if event
-            && let Some((pk, head, inc)) =
-                crate::incidents::lock_incident(&mut tx, self.backend, &c.n.incident_id).await?
-        {
-            let kind = EventKind::Notified {
-                notification_id: c.n.id,
-                user: c.n.user.clone(),
-                channel: c.n.channel.clone(),
-                contact: c.n.contact.clone(),
-                attempts: c.n.attempts,
-                delivered: state == "delivered",
-                error,
+        let mut lost = 0;
+        let mut retry = false;
+        let mut events: std::collections::BTreeMap<String, Vec<EventKind>> = Default::default();
+        for (c, outcome, latency_ms) in outcomes {
+            let (state, due, error, delivered_at, retry_at) = match outcome {
+                Delivery::Delivered => ("delivered", c.n.due_at, None, Some(now.as_millisecond()), None),
+                Delivery::Retry { at, error } => ("pending", at, Some(error), None, Some(at)),
+                Delivery::Dead { error } => ("dead", c.n.due_at, Some(error), None, None),
+                Delivery::Cancelled => ("cancelled", c.n.due_at, None, None, None),
             };
-            crate::incidents::append_tx(&mut tx, pk, head, inc, vec![kind], actor, now).await?;
+            let done = sqlx::query(
+                "UPDATE notifications SET state = $1, due_at = $2, last_error = $3, delivered_at = $4, \
+                 lease_owner = NULL, lease_until = NULL WHERE id = $5 AND lease_owner = $6",
+            )
+            .bind(state)
+            .bind(due.as_millisecond())
+            .bind(error.clone())
+            .bind(delivered_at)
+            .bind(c.n.id)
+            .bind(c.lease.clone())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if done != 1 {
+                lost += 1;
+                continue;
+            }
+            retry |= retry_at.is_some();
+            if state != "cancelled" {
+                events
+                    .entry(c.n.incident_id.clone())
+                    .or_default()
+                    .push(EventKind::Notified {
+                        notification_id: c.n.id,
+                        user: c.n.user.clone(),
+                        channel: c.n.channel.clone(),
+                        contact: c.n.contact.clone(),
+                        attempts: c.n.attempts,
+                        delivered: state == "delivered",
+                        error,
+                        latency_ms,
+                        retry_at,
+                    });
+            }
+        }
+        for (incident_id, kinds) in events {
+            if let Some((pk, head, inc)) = crate::incidents::lock_incident(&mut tx, self.backend, &incident_id).await? {
+                crate::incidents::append_tx(&mut tx, pk, head, inc, kinds, actor, now).await?;
+            }
         }
         tx.commit().await?;
-        if state == "pending" {
+        if retry {
             self.wake_engine();
         }
-        Ok(true)
+        Ok(lost)
     }
 
     /// Queue notifications for an incident directly (benchmarks, and channels

@@ -239,10 +239,16 @@ pub fn describe(kind: &EventKind) -> String {
             attempts,
             delivered,
             error,
+            retry_at,
             ..
         } => {
             if *delivered {
                 format!("notified {user} by {channel} ({contact}) after {attempts} attempt(s)")
+            } else if let Some(at) = retry_at {
+                format!(
+                    "attempt {attempts} to notify {user} by {channel} ({contact}) failed: {}; next try {at}",
+                    error.as_deref().unwrap_or("unknown error")
+                )
             } else {
                 format!(
                     "gave up notifying {user} by {channel} ({contact}) after {attempts} attempt(s): {}",
