@@ -178,20 +178,16 @@ pub async fn plan(
     // A reassignment: page these users, then go on with the policy.
     if let Some(ids) = &t.page {
         let targets: Vec<EscalationTarget> = ids.iter().map(|u| EscalationTarget::User(u.clone())).collect();
-        let (users, mut unreachable) = resolve_targets(store, &targets, now).await?;
-        let cx = PageContext {
+        let (events, notes) = page_once(
+            store,
             inc,
-            event_type: "incident.paged",
-            reason: "reassigned",
-            label: "reassigned".into(),
-            policy: None,
-            step: None,
-            firing: t.due_at.as_millisecond(),
+            &targets,
+            ("incident.paged", "reassigned", "reassigned".into()),
+            t,
             public_url,
             now,
-        };
-        let (notes, nobody) = notifications_for(&users, &cx);
-        unreachable.extend(nobody);
+        )
+        .await?;
         let wait = policy
             .as_ref()
             .and_then(|p| step(p, t.step.saturating_sub(1)))
@@ -201,16 +197,7 @@ pub async fn plan(
             _ => None,
         };
         return Ok(StepOutcome {
-            events: vec![EventKind::Paged {
-                reason: "reassigned".into(),
-                policy: None,
-                level: 0,
-                round: 0,
-                level_name: "reassigned".into(),
-                users: users.iter().map(|u| u.id.clone()).collect(),
-                notifications: notes.len() as u32,
-                unreachable,
-            }],
+            events,
             notifications: notes,
             next: TimerNext {
                 step: t.step,

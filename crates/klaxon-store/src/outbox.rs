@@ -8,7 +8,7 @@ use klaxon_domain::{EventKind, Status};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
-use crate::{Backend, Store, StoreError};
+use crate::{Store, StoreError};
 
 /// A claimed notification and what the worker needs to deliver it.
 #[derive(Debug, Clone)]
@@ -109,23 +109,15 @@ impl Store {
         lease_for: std::time::Duration,
         limit: u32,
     ) -> Result<Vec<ClaimedNotification>, StoreError> {
-        let token = crate::random_hex(&format!("{owner}:"), 6);
-        let lock = match self.backend {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
-        let until = now.as_millisecond().saturating_add(lease_for.as_millis() as i64);
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "UPDATE notifications SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 WHERE id IN \
-             (SELECT id FROM notifications WHERE state = 'pending' AND due_at <= $3 AND (lease_until IS NULL OR lease_until <= $3) \
-              ORDER BY due_at LIMIT $4{lock}) RETURNING {COLS}"
-        )))
-        .bind(token.clone())
-        .bind(until)
-        .bind(now.as_millisecond())
-        .bind(limit as i64)
-        .fetch_all(&self.write)
-        .await?;
+        let (token, rows) = self
+            .claim_rows(
+                "notifications",
+                "id",
+                "state = 'pending'",
+                COLS,
+                (owner, now, lease_for, limit),
+            )
+            .await?;
         if rows.is_empty() {
             return Ok(vec![]);
         }

@@ -256,6 +256,37 @@ impl Store {
         self.outbox_wake.notified().await;
     }
 
+    /// Lease up to `limit` due, unleased (or lease-expired) rows of `table`
+    /// whose `filter` holds, oldest due first: the claim shared by timers and
+    /// the outbox. Returns the lease token and the rows (`returning`).
+    pub(crate) async fn claim_rows(
+        &self,
+        table: &str,
+        id: &str,
+        filter: &str,
+        returning: &str,
+        (owner, now, lease_for, limit): (&str, Timestamp, std::time::Duration, u32),
+    ) -> Result<(String, Vec<sqlx::any::AnyRow>), StoreError> {
+        let token = crate::random_hex(&format!("{owner}:"), 6);
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let until = now.as_millisecond().saturating_add(lease_for.as_millis() as i64);
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE {table} SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 WHERE {id} IN \
+             (SELECT {id} FROM {table} WHERE {filter} AND due_at <= $3 AND (lease_until IS NULL OR lease_until <= $3) \
+              ORDER BY due_at LIMIT $4{lock}) RETURNING {returning}"
+        )))
+        .bind(token.clone())
+        .bind(until)
+        .bind(now.as_millisecond())
+        .bind(limit as i64)
+        .fetch_all(&self.write)
+        .await?;
+        Ok((token, rows))
+    }
+
     /// Claim up to `limit` due timers for `lease_for`; `owner` names the node.
     pub async fn claim_timers(
         &self,
@@ -264,24 +295,15 @@ impl Store {
         lease_for: std::time::Duration,
         limit: u32,
     ) -> Result<Vec<ClaimedTimer>, StoreError> {
-        let token = crate::random_hex(&format!("{owner}:"), 6);
-        let lock = match self.backend {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
-        let until = now.as_millisecond().saturating_add(lease_for.as_millis() as i64);
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "UPDATE timers SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 WHERE key IN \
-             (SELECT key FROM timers WHERE due_at IS NOT NULL AND due_at <= $3 AND (lease_until IS NULL OR lease_until <= $3) \
-              ORDER BY due_at LIMIT $4{lock}) \
-             RETURNING key, kind, incident_pk, step, forced, page, due_at, target_at, attempts"
-        )))
-        .bind(token.clone())
-        .bind(until)
-        .bind(now.as_millisecond())
-        .bind(limit as i64)
-        .fetch_all(&self.write)
-        .await?;
+        let (token, rows) = self
+            .claim_rows(
+                "timers",
+                "key",
+                "due_at IS NOT NULL",
+                "key, kind, incident_pk, step, forced, page, due_at, target_at, attempts",
+                (owner, now, lease_for, limit),
+            )
+            .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let page: Option<String> = r.try_get("page")?;

@@ -7,7 +7,7 @@ use klaxon_domain::wire::{CreateIntegration, CreateSilence, IncidentQuery, Integ
 use serde_json::{Value, json};
 
 use crate::both;
-use crate::support::{ADMIN, TestApp};
+use crate::support::{ADMIN, TestApp, kinds};
 
 async fn integration(app: &TestApp, name: &str, format: IntegrationFormat) -> String {
     app.client
@@ -39,17 +39,6 @@ async fn post(app: &TestApp, path: &str, body: Vec<u8>) -> (u16, Value) {
 
 async fn incidents(app: &TestApp) -> Vec<klaxon_domain::Incident> {
     app.client.list(&IncidentQuery::default()).await.unwrap().items
-}
-
-async fn kinds(app: &TestApp, id: &str) -> Vec<String> {
-    app.client
-        .timeline(id)
-        .await
-        .unwrap()
-        .events
-        .iter()
-        .map(|e| e.kind.type_name().to_string())
-        .collect()
 }
 
 both!(alertmanager_groups_dedups_and_auto_resolves, |app| {

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::both;
 use crate::receiver::{Mode, Receiver};
-use crate::support::{TestApp, WEBHOOK_SECRET};
+use crate::support::{TestApp, WEBHOOK_SECRET, kinds};
 
 fn user(id: &str, rx: &Receiver, rules: Value) -> Value {
     json!({"id": id, "name": format!("{id} Example"), "email": format!("{id}@example.com"),
@@ -91,17 +91,6 @@ async fn docs_verifier_accepts(got: &crate::receiver::Received, secret: &str) ->
     })
     .await
     .unwrap()
-}
-
-async fn kinds(app: &TestApp, id: &str) -> Vec<String> {
-    app.client
-        .timeline(id)
-        .await
-        .unwrap()
-        .events
-        .iter()
-        .map(|e| e.kind.type_name().to_string())
-        .collect()
 }
 
 both!(escalation_pages_each_level_until_acknowledged, |app| {

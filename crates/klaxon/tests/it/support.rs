@@ -262,3 +262,15 @@ impl TestApp {
         klaxon_domain::Clock::now(self.clock.as_ref())
     }
 }
+
+/// The event types of an incident's timeline, oldest first.
+pub async fn kinds(app: &TestApp, id: &str) -> Vec<String> {
+    app.client
+        .timeline(id)
+        .await
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| e.kind.type_name().to_string())
+        .collect()
+}
