@@ -15,6 +15,7 @@ pub mod event;
 pub mod id;
 pub mod incident;
 pub mod lifecycle;
+pub mod message;
 pub mod paging_rules;
 pub mod people;
 pub mod rotation;

@@ -15,6 +15,61 @@ pub enum ContactKind {
     Voice,
     Slack,
     Webhook,
+    /// Microsoft Teams Workflows (incoming webhook) URL; Adaptive Card.
+    Teams,
+    /// PagerDuty Events API v2 routing key: Klaxon forwards the incident.
+    Pagerduty,
+}
+
+impl ContactKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContactKind::Email => "email",
+            ContactKind::Sms => "sms",
+            ContactKind::Voice => "voice",
+            ContactKind::Slack => "slack",
+            ContactKind::Webhook => "webhook",
+            ContactKind::Teams => "teams",
+            ContactKind::Pagerduty => "pagerduty",
+        }
+    }
+
+    /// Is `address` well formed for this kind? `Err` says what is expected.
+    pub fn check_address(self, address: &str) -> Result<(), &'static str> {
+        let url = |a: &str| (a.starts_with("https://") || a.starts_with("http://")) && a.len() <= 2000;
+        let ok = match self {
+            ContactKind::Email => email_ok(address),
+            ContactKind::Sms | ContactKind::Voice => {
+                address.starts_with('+')
+                    && (8..=16).contains(&address.len())
+                    && address[1..].chars().all(|d| d.is_ascii_digit())
+            }
+            ContactKind::Slack => {
+                let id =
+                    address.len() <= 30 && !address.is_empty() && address.chars().all(|d| d.is_ascii_alphanumeric());
+                let name = address.strip_prefix('#').is_some_and(|n| {
+                    (1..=80).contains(&n.len())
+                        && n.chars()
+                            .all(|d| d.is_ascii_lowercase() || d.is_ascii_digit() || d == '-' || d == '_')
+                });
+                id || name || url(address)
+            }
+            ContactKind::Webhook | ContactKind::Teams => url(address),
+            ContactKind::Pagerduty => address.len() == 32 && address.chars().all(|d| d.is_ascii_alphanumeric()),
+        };
+        if ok {
+            return Ok(());
+        }
+        Err(match self {
+            ContactKind::Email => "an email address",
+            ContactKind::Sms | ContactKind::Voice => "an E.164 phone number such as +4915112345678",
+            ContactKind::Slack => {
+                "a Slack user or channel ID (U024BE7LH, C024BE91L), a #channel name or an incoming-webhook URL"
+            }
+            ContactKind::Webhook | ContactKind::Teams => "an http(s) URL",
+            ContactKind::Pagerduty => "a 32-character PagerDuty routing key",
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -114,29 +169,7 @@ impl User {
             if self.contact_methods[..i].iter().any(|o| o.name == c.name) {
                 return Err(FieldError::new(f("name"), format!("{:?} is used twice", c.name)));
             }
-            let ok = match c.kind {
-                ContactKind::Email => email_ok(&c.address),
-                ContactKind::Sms | ContactKind::Voice => {
-                    c.address.starts_with('+')
-                        && (8..=16).contains(&c.address.len())
-                        && c.address[1..].chars().all(|d| d.is_ascii_digit())
-                }
-                ContactKind::Slack => {
-                    c.address.len() <= 30
-                        && !c.address.is_empty()
-                        && c.address.chars().all(|d| d.is_ascii_alphanumeric())
-                }
-                ContactKind::Webhook => {
-                    (c.address.starts_with("https://") || c.address.starts_with("http://")) && c.address.len() <= 2000
-                }
-            };
-            if !ok {
-                let want = match c.kind {
-                    ContactKind::Email => "an email address",
-                    ContactKind::Sms | ContactKind::Voice => "an E.164 phone number such as +4915112345678",
-                    ContactKind::Slack => "a Slack user ID such as U024BE7LH",
-                    ContactKind::Webhook => "an http(s) URL",
-                };
+            if let Err(want) = c.kind.check_address(&c.address) {
                 return Err(FieldError::new(f("address"), format!("{:?} is not {want}", c.address)));
             }
         }

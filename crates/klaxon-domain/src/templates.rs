@@ -306,6 +306,21 @@ impl Templates {
         self.sources.keys().map(String::as_str)
     }
 
+    /// Render, and should the template fail (it was checked at start, so
+    /// only a bug gets here), a plain message from the incident instead:
+    /// a page must never be lost to a template.
+    pub fn render_or_plain(&self, name: &str, cx: &TemplateContext) -> Rendered {
+        self.render(name, cx).unwrap_or_else(|_| {
+            let line = format!("[{}] {} {} — {}", cx.severity, cx.id, cx.title, cx.status_word);
+            Rendered {
+                name: name.to_string(),
+                subject: format!("[{}] {}", cx.severity, cx.title),
+                body: format!("{line}\n\n{}", cx.message.as_deref().unwrap_or_default()),
+                short: line,
+            }
+        })
+    }
+
     /// Render one template's three parts.
     pub fn render(&self, name: &str, cx: &TemplateContext) -> Result<Rendered, TemplateError> {
         let src = self.sources.get(name).ok_or_else(|| TemplateError {

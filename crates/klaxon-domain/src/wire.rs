@@ -431,6 +431,9 @@ pub struct Notification {
     /// The user's contact method name.
     pub contact: String,
     pub address: String,
+    /// `page` (dropped once the incident is resolved, or acknowledged when it
+    /// was a delayed rule) or `message` (a stakeholder message, always delivered).
+    pub purpose: String,
     /// `pending`, `delivered`, `dead` or `cancelled`.
     pub state: String,
     pub attempts: u32,

@@ -4,11 +4,18 @@
 use jiff::{SignedDuration, Timestamp};
 use klaxon_domain::engine::{Step, step};
 use klaxon_domain::escalation::{EscalationPolicy, EscalationTarget};
+use klaxon_domain::message::{Envelope, EnvelopeIncident, EnvelopeUser};
 use klaxon_domain::paging_rules::PagingRule;
-use klaxon_domain::people::{ContactKind, Team, User};
+use klaxon_domain::people::{Team, User};
+use klaxon_domain::templates::{Rendered, TemplateContext, Templates};
 use klaxon_domain::{EventKind, Incident, Status};
 use klaxon_store::{ClaimedTimer, Collection, NewNotification, StepOutcome, Store, StoreError, TimerNext};
-use serde_json::json;
+
+/// What firing a timer needs besides the store.
+pub struct Fire<'a> {
+    pub public_url: Option<&'a str>,
+    pub templates: &'a Templates,
+}
 
 /// Users a level's targets resolve to at `now`, in order, without repeats,
 /// and the targets that reached nobody.
@@ -59,16 +66,6 @@ pub async fn resolve_targets(
     Ok((users, unreachable))
 }
 
-fn kind_name(k: ContactKind) -> &'static str {
-    match k {
-        ContactKind::Email => "email",
-        ContactKind::Sms => "sms",
-        ContactKind::Voice => "voice",
-        ContactKind::Slack => "slack",
-        ContactKind::Webhook => "webhook",
-    }
-}
-
 /// Why people are paged.
 pub struct PageContext<'a> {
     pub inc: &'a Incident,
@@ -84,6 +81,41 @@ pub struct PageContext<'a> {
     pub firing: i64,
     pub public_url: Option<&'a str>,
     pub now: Timestamp,
+    /// An escalation forced by a responder (`incident escalate`).
+    pub forced: bool,
+    /// Text for the template's `message` (e.g. the reason given for escalating).
+    pub note: Option<String>,
+    pub templates: &'a Templates,
+}
+
+/// The message of a page: the Initial Incident Notification for a first
+/// page, the Escalation Request once it escalates, an internal update for
+/// an update reminder.
+fn page_message(cx: &PageContext<'_>) -> Rendered {
+    let escalated = cx.step.is_some_and(|s| s.level > 0 || s.round > 0) || cx.forced;
+    let (name, text) = match cx.reason {
+        "update_reminder" => (
+            "internal-update",
+            Some(format!(
+                "A stakeholder update is due{}",
+                cx.inc
+                    .next_update_due
+                    .map(|d| format!(" at {}", d.strftime("%Y-%m-%d %H:%M UTC")))
+                    .unwrap_or_default()
+            )),
+        ),
+        "escalation" if escalated => ("escalation-request", cx.note.clone()),
+        _ => ("initial-notification", cx.note.clone()),
+    };
+    let tcx = TemplateContext::new(
+        cx.inc,
+        &[],
+        text,
+        cx.inc.updates_posted,
+        cx.now,
+        EnvelopeIncident::of(cx.inc, cx.public_url).url,
+    );
+    cx.templates.render_or_plain(name, &tcx)
 }
 
 /// One notification per user and notification rule (every contact method at
@@ -93,6 +125,7 @@ pub fn notifications_for(users: &[User], cx: &PageContext<'_>) -> (Vec<NewNotifi
     let mut out = Vec::new();
     let mut unreachable = Vec::new();
     let inc = cx.inc;
+    let message = page_message(cx);
     for u in users {
         let rules: Vec<(String, u32)> = if u.notification_rules.is_empty() {
             u.contact_methods.iter().map(|c| (c.name.clone(), 0)).collect()
@@ -112,39 +145,38 @@ pub fn notifications_for(users: &[User], cx: &PageContext<'_>) -> (Vec<NewNotifi
             };
             let level = cx.step.map(|s| s.level as u32 + 1).unwrap_or(0);
             let key = format!("{}:{}:{}:{}:{}:{i}", inc.id, cx.reason, cx.firing, level, u.id);
-            let body = json!({
-                "type": cx.event_type,
-                "idempotency_key": key,
-                "paged_at": cx.now,
-                "reason": cx.reason,
-                "policy": cx.policy.map(|p| p.id.clone()),
-                "level": level,
-                "level_name": cx.label,
-                "round": cx.step.map(|s| s.round),
-                "update_due": inc.next_update_due,
-                "user": {"id": u.id, "name": u.name, "contact": c.name},
-                "incident": {
-                    "id": inc.id,
-                    "title": inc.title,
-                    "severity": inc.severity,
-                    "status": inc.status,
-                    "services": inc.services,
-                    "declared_at": inc.declared_at,
-                    "url": cx.public_url.map(|b| format!("{}/api/v1/incidents/{}", b.trim_end_matches('/'), inc.id)),
-                },
-            });
+            let body = Envelope {
+                event_type: cx.event_type.to_string(),
+                idempotency_key: key.clone(),
+                incident: EnvelopeIncident::of(inc, cx.public_url),
+                message: message.clone(),
+                sent_at: cx.now,
+                reason: cx.reason.to_string(),
+                user: Some(EnvelopeUser {
+                    id: u.id.clone(),
+                    name: u.name.clone(),
+                    contact: c.name.clone(),
+                }),
+                policy: cx.policy.map(|p| p.id.clone()),
+                level: Some(level),
+                level_name: Some(cx.label.clone()),
+                round: cx.step.map(|s| s.round),
+                update_due: inc.next_update_due,
+                destination: None,
+            };
             out.push(NewNotification {
                 idempotency_key: key,
                 user_id: u.id.clone(),
-                channel: kind_name(c.kind).to_string(),
+                channel: c.kind.as_str().to_string(),
                 contact: c.name.clone(),
                 address: c.address.clone(),
-                body: body.to_string(),
+                body: body.to_json(),
                 due_at: cx
                     .now
                     .checked_add(SignedDuration::from_mins(after as i64))
                     .unwrap_or(cx.now),
                 cancel_on_ack: after > 0,
+                message: false,
             });
         }
     }
@@ -160,7 +192,7 @@ pub async fn plan(
     store: &Store,
     t: &ClaimedTimer,
     inc: &Incident,
-    public_url: Option<&str>,
+    env: &Fire<'_>,
     now: Timestamp,
 ) -> Result<StepOutcome, StoreError> {
     let policy: Option<EscalationPolicy> = match &inc.escalation_policy {
@@ -184,7 +216,7 @@ pub async fn plan(
             &targets,
             ("incident.paged", "reassigned", "reassigned".into()),
             t,
-            public_url,
+            env,
             now,
         )
         .await?;
@@ -257,8 +289,11 @@ pub async fn plan(
         policy: Some(&policy),
         step: Some(s),
         firing: t.due_at.as_millisecond(),
-        public_url,
+        public_url: env.public_url,
         now,
+        forced: t.forced,
+        note: t.forced.then(|| "Escalation requested by a responder".to_string()),
+        templates: env.templates,
     };
     let (notes, nobody) = notifications_for(&users, &cx);
     unreachable.extend(nobody);
@@ -291,7 +326,7 @@ async fn page_once(
     targets: &[EscalationTarget],
     cx_reason: (&'static str, &str, String),
     t: &ClaimedTimer,
-    public_url: Option<&str>,
+    env: &Fire<'_>,
     now: Timestamp,
 ) -> Result<(Vec<EventKind>, Vec<NewNotification>), StoreError> {
     let (users, mut unreachable) = resolve_targets(store, targets, now).await?;
@@ -304,8 +339,11 @@ async fn page_once(
         policy: None,
         step: None,
         firing: t.due_at.as_millisecond(),
-        public_url,
+        public_url: env.public_url,
         now,
+        forced: t.forced,
+        note: t.forced.then(|| "Escalation requested by a responder".to_string()),
+        templates: env.templates,
     };
     let (notes, nobody) = notifications_for(&users, &cx);
     unreachable.extend(nobody);
@@ -328,7 +366,7 @@ pub async fn plan_rule(
     t: &ClaimedTimer,
     inc: &Incident,
     rules: &[PagingRule],
-    public_url: Option<&str>,
+    env: &Fire<'_>,
     now: Timestamp,
 ) -> Result<StepOutcome, StoreError> {
     let name = t
@@ -353,7 +391,7 @@ pub async fn plan_rule(
         &rule.notify,
         ("incident.paged", "rule", format!("rule {}", rule.name)),
         t,
-        public_url,
+        env,
         now,
     )
     .await?;
@@ -385,7 +423,7 @@ pub async fn plan_cadence(
     t: &ClaimedTimer,
     inc: &Incident,
     reminder: std::time::Duration,
-    public_url: Option<&str>,
+    env: &Fire<'_>,
     now: Timestamp,
 ) -> Result<StepOutcome, StoreError> {
     let idle = |step, due_at| StepOutcome {
@@ -411,7 +449,7 @@ pub async fn plan_cadence(
                     &owners,
                     ("incident.update_due", "update_reminder", "update reminder".into()),
                     t,
-                    public_url,
+                    env,
                     now,
                 )
                 .await?

@@ -21,7 +21,9 @@ use klaxon_store::{CADENCE, ClaimedNotification, ClaimedTimer, Delivery, ESCALAT
 use rand::Rng;
 use tokio::sync::{Semaphore, watch};
 
-pub use channels::{Channel, Channels, SendError, Webhook, verify_webhook_signature, webhook_signature};
+pub use channels::{
+    Channel, ChannelDeps, Channels, ChannelsConfig, SendError, Webhook, verify_webhook_signature, webhook_signature,
+};
 
 /// Timer kind that only measures lateness (`klaxon bench timers`).
 pub const BENCH: &str = "bench";
@@ -40,6 +42,8 @@ pub struct EngineSettings {
     pub public_url: Option<String>,
     /// Paging rules and the update reminder lead.
     pub catalog: Arc<klaxon_domain::config::Catalog>,
+    /// Message templates in force.
+    pub templates: Arc<klaxon_domain::templates::Templates>,
     /// Fault injection for the failover test: after claiming an escalation
     /// timer at this step, never finish (the node is then killed).
     pub stall_at_step: Option<u32>,
@@ -55,6 +59,7 @@ impl Default for EngineSettings {
             public_url: None,
             stall_at_step: None,
             catalog: Arc::default(),
+            templates: Arc::default(),
         }
     }
 }
@@ -175,12 +180,15 @@ impl Engine {
             self.store.complete_timers(std::slice::from_ref(t)).await?;
             return Ok(());
         };
-        let url = self.settings.public_url.as_deref();
+        let env = escalate::Fire {
+            public_url: self.settings.public_url.as_deref(),
+            templates: &self.settings.templates,
+        };
         let cat = &self.settings.catalog;
         let out = match t.kind.as_str() {
-            RULE => escalate::plan_rule(&self.store, t, &inc, &cat.paging_rules, url, now).await?,
-            CADENCE => escalate::plan_cadence(&self.store, t, &inc, cat.update_reminder, url, now).await?,
-            _ => escalate::plan(&self.store, t, &inc, url, now).await?,
+            RULE => escalate::plan_rule(&self.store, t, &inc, &cat.paging_rules, &env, now).await?,
+            CADENCE => escalate::plan_cadence(&self.store, t, &inc, cat.update_reminder, &env, now).await?,
+            _ => escalate::plan(&self.store, t, &inc, &env, now).await?,
         };
         let paged = out.notifications.len();
         if self.store.complete_step(t, &inc, out, "klaxon", now).await? {
@@ -233,38 +241,40 @@ impl Engine {
     async fn attempt(&self, c: ClaimedNotification) -> (ClaimedNotification, Delivery, Option<u64>) {
         let now = self.clock.now();
         let mut took = None;
-        let outcome =
-            if c.incident_status >= Status::Resolved || (c.cancel_on_ack && c.incident_status != Status::Triggered) {
-                Delivery::Cancelled
-            } else {
-                match self.channels.get(&c.n.channel) {
-                    None => Delivery::Dead {
-                        error: format!("no {} channel is configured on this Klaxon", c.n.channel),
-                    },
-                    Some(ch) => {
-                        let started = std::time::Instant::now();
-                        let res = ch.send(&c.n, now.as_second()).await;
-                        let elapsed = started.elapsed();
-                        took = Some(elapsed.as_millis() as u64);
-                        metrics::histogram!("klaxon_notification_send_seconds", "channel" => c.n.channel.clone())
-                            .record(elapsed.as_secs_f64());
-                        match res {
-                            Ok(()) => Delivery::Delivered,
-                            Err(e) if e.permanent || c.n.attempts >= self.settings.max_attempts => {
-                                Delivery::Dead { error: e.message }
-                            }
-                            Err(e) => {
-                                let jitter: f64 = rand::rng().random();
-                                let wait = retry_backoff(c.n.attempts, jitter).max(e.retry_after.unwrap_or_default());
-                                let at = now
-                                    .checked_add(jiff::SignedDuration::try_from(wait).unwrap_or_default())
-                                    .unwrap_or(now);
-                                Delivery::Retry { at, error: e.message }
-                            }
+        let page = c.n.purpose == "page";
+        let outcome = if page
+            && (c.incident_status >= Status::Resolved || (c.cancel_on_ack && c.incident_status != Status::Triggered))
+        {
+            Delivery::Cancelled
+        } else {
+            match self.channels.get(&c.n.channel) {
+                None => Delivery::Dead {
+                    error: format!("no {} channel is configured on this Klaxon", c.n.channel),
+                },
+                Some(ch) => {
+                    let started = std::time::Instant::now();
+                    let res = ch.send(&c.n, now.as_second()).await;
+                    let elapsed = started.elapsed();
+                    took = Some(elapsed.as_millis() as u64);
+                    metrics::histogram!("klaxon_notification_send_seconds", "channel" => c.n.channel.clone())
+                        .record(elapsed.as_secs_f64());
+                    match res {
+                        Ok(()) => Delivery::Delivered,
+                        Err(e) if e.permanent || c.n.attempts >= self.settings.max_attempts => {
+                            Delivery::Dead { error: e.message }
+                        }
+                        Err(e) => {
+                            let jitter: f64 = rand::rng().random();
+                            let wait = retry_backoff(c.n.attempts, jitter).max(e.retry_after.unwrap_or_default());
+                            let at = now
+                                .checked_add(jiff::SignedDuration::try_from(wait).unwrap_or_default())
+                                .unwrap_or(now);
+                            Delivery::Retry { at, error: e.message }
                         }
                     }
                 }
-            };
+            }
+        };
         let label = match &outcome {
             Delivery::Delivered => "delivered",
             Delivery::Retry { .. } => "retry",

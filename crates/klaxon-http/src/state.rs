@@ -32,6 +32,11 @@ pub struct AppState {
     pub manual_clock: Option<Arc<klaxon_domain::ManualClock>>,
     /// Message templates in force (defaults with the configuration's replacements).
     pub templates: Arc<klaxon_domain::templates::Templates>,
+    /// Provider settings, for the inbound hooks (Slack signing secret,
+    /// Twilio auth token) and calls back to providers.
+    pub channels: Arc<klaxon_engine::ChannelsConfig>,
+    /// This Klaxon's external base URL (`engine.public_url`).
+    pub public_url: Option<String>,
 }
 
 impl AppState {
@@ -58,6 +63,8 @@ impl AppState {
             api_limiter: Arc::new(KeyedLimiter::new(0, 0)),
             manual_clock: None,
             templates: Arc::default(),
+            channels: Arc::default(),
+            public_url: None,
         }
     }
 

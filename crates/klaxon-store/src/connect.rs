@@ -64,6 +64,11 @@ fn migrations(backend: Backend) -> Migrator {
                 "hot_path_fks",
                 include_str!("../migrations/sqlite/0007_hot_path_fks.sql"),
             ),
+            (
+                8,
+                "communication",
+                include_str!("../migrations/sqlite/0008_communication.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -88,6 +93,11 @@ fn migrations(backend: Backend) -> Migrator {
                 7,
                 "hot_path_fks",
                 include_str!("../migrations/postgres/0007_hot_path_fks.sql"),
+            ),
+            (
+                8,
+                "communication",
+                include_str!("../migrations/postgres/0008_communication.sql"),
             ),
         ],
     };

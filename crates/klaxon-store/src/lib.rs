@@ -6,6 +6,7 @@
 //! updated, or nothing at all.
 
 mod alerts;
+mod channel_state;
 mod clock;
 mod connect;
 mod documents;

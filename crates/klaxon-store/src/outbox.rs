@@ -38,7 +38,7 @@ pub enum Delivery {
 }
 
 const COLS: &str = "id, idempotency_key, incident_id, user_id, channel, contact, address, body, state, cancel_on_ack, \
-                    attempts, due_at, last_error, created_at, delivered_at, incident_pk";
+                    purpose, attempts, due_at, last_error, created_at, delivered_at, incident_pk";
 
 fn ts(v: i64) -> Result<Timestamp, StoreError> {
     Timestamp::from_millisecond(v).map_err(|e| StoreError::Corrupt(format!("timestamp {v}: {e}")))
@@ -53,6 +53,7 @@ fn row(r: &AnyRow) -> Result<Notification, StoreError> {
         channel: r.try_get("channel")?,
         contact: r.try_get("contact")?,
         address: r.try_get("address")?,
+        purpose: r.try_get("purpose")?,
         state: r.try_get("state")?,
         attempts: r.try_get::<i64, _>("attempts")? as u32,
         due_at: ts(r.try_get("due_at")?)?,
@@ -81,8 +82,8 @@ pub(crate) async fn insert_notification(
 ) -> Result<u64, StoreError> {
     Ok(sqlx::query(
         "INSERT INTO notifications (idempotency_key, incident_pk, incident_id, user_id, channel, contact, address, body, \
-         state, cancel_on_ack, attempts, due_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, 0, $10, $11) ON CONFLICT (idempotency_key) DO NOTHING",
+         state, cancel_on_ack, purpose, attempts, due_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, 0, $11, $12) ON CONFLICT (idempotency_key) DO NOTHING",
     )
     .bind(x.idempotency_key.clone())
     .bind(incident_pk)
@@ -93,6 +94,7 @@ pub(crate) async fn insert_notification(
     .bind(x.address.clone())
     .bind(x.body.clone())
     .bind(x.cancel_on_ack as i64)
+    .bind(if x.message { "message" } else { "page" })
     .bind(x.due_at.as_millisecond())
     .bind(now.as_millisecond())
     .execute(&mut **tx)

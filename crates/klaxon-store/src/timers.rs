@@ -61,6 +61,9 @@ pub struct NewNotification {
     pub due_at: Timestamp,
     /// Drop it if the incident is acknowledged before it is due.
     pub cancel_on_ack: bool,
+    /// A stakeholder message rather than a page: delivered even after the
+    /// incident is resolved.
+    pub message: bool,
 }
 
 /// The result of firing an escalation step, committed together.

@@ -311,6 +311,7 @@ pub async fn outbox(database_url: &str, count: usize) -> anyhow::Result<()> {
             body: json!({"type": "bench", "n": i}).to_string(),
             due_at: clock.now(),
             cancel_on_ack: false,
+            message: true,
         })
         .collect();
     let started = Instant::now();

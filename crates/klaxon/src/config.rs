@@ -40,6 +40,10 @@ pub struct FileConfig {
     /// The engine: escalation timers and notification delivery (see docs/oncall.md).
     #[serde(default)]
     pub engine: EngineConfig,
+    /// Provider accounts of the notification channels: Slack app, SMTP,
+    /// Twilio, PagerDuty (see docs/channels.md).
+    #[serde(default)]
+    pub channels: klaxon_engine::ChannelsConfig,
     /// Alert sources with fixed keys (keys can also be created through the API).
     pub integrations: Option<Vec<Spanned<IntegrationConfig>>>,
     /// Alert routes, evaluated in order before the API's routes.

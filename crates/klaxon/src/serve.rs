@@ -160,12 +160,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_api_rate(api.rate_limit_per_second, api.rate_limit_burst);
     state.manual_clock = manual;
     state.templates = Arc::new(r.config.templates.clone());
+    state.channels = Arc::new(r.config.file.channels.clone());
+    state.public_url = r.config.file.engine.public_url.clone();
     let app = Application::build(state, &r.listen)
         .await
         .with_context(|| format!("listening on {}", r.listen))?;
     let addr = app.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let engine = match engine(&store, clock, catalog_for_engine, &r.config.file.engine)? {
+    let engine = match engine(&store, clock, catalog_for_engine, &r.config)? {
         Some(e) => {
             tracing::info!(node = e.node(), "engine started");
             Some(tokio::spawn(e.run(stop_rx)))
@@ -188,8 +190,9 @@ fn engine(
     store: &Store,
     clock: Arc<dyn Clock>,
     catalog: Arc<Catalog>,
-    cfg: &config::EngineConfig,
+    config: &config::Config,
 ) -> anyhow::Result<Option<Arc<klaxon_engine::Engine>>> {
+    let cfg = &config.file.engine;
     if cfg.enabled == Some(false) {
         return Ok(None);
     }
@@ -205,6 +208,7 @@ fn engine(
     }
     settings.public_url = cfg.public_url.clone();
     settings.catalog = catalog;
+    settings.templates = Arc::new(config.templates.clone());
     settings.stall_at_step = std::env::var("KLAXON_FAULT_STALL_AT_STEP")
         .ok()
         .and_then(|v| v.parse().ok());
@@ -218,12 +222,19 @@ fn engine(
             "no webhook_secret (engine.webhook_secret or KLAXON_WEBHOOK_SECRET): outgoing webhooks are signed with an empty key"
         );
     }
-    let webhook = klaxon_engine::Webhook::new(
-        &secret,
-        cfg.webhook_timeout.unwrap_or(std::time::Duration::from_secs(10)),
-    )
-    .context("building the webhook client")?;
-    let channels = klaxon_engine::Channels::default().with("webhook", Arc::new(webhook));
+    let mut channels_cfg = config.file.channels.clone();
+    if let Some(t) = cfg.webhook_timeout {
+        channels_cfg.timeout = Some(t);
+    }
+    let deps = klaxon_engine::ChannelDeps {
+        store: store.clone(),
+        public_url: cfg.public_url.clone(),
+        webhook_secret: secret,
+    };
+    let channels = klaxon_engine::channels::build(&channels_cfg, &deps)
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("setting up notification channels")?;
+    tracing::info!(channels = ?channels, "notification channels");
     let node = std::env::var("KLAXON_NODE")
         .ok()
         .filter(|n| !n.is_empty())

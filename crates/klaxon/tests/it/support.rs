@@ -117,7 +117,26 @@ impl TestApp {
         routes: Vec<klaxon_domain::alert::Route>,
         rate: (u32, u32),
     ) -> TestApp {
-        Self::spawn_inner(backend, catalog, auth, routes, rate, (0, 0)).await
+        Self::spawn_inner(backend, catalog, auth, routes, rate, (0, 0), None).await
+    }
+
+    /// With provider settings for the inbound hooks (Slack signing secret,
+    /// Twilio auth token, provider base URLs).
+    pub async fn spawn_channels(
+        backend: &'static str,
+        catalog: Catalog,
+        channels: klaxon_engine::ChannelsConfig,
+    ) -> TestApp {
+        Self::spawn_inner(
+            backend,
+            catalog,
+            AuthSettings::default(),
+            vec![],
+            (0, 0),
+            (0, 0),
+            Some(channels),
+        )
+        .await
     }
 
     /// With `/api/v1` limited to `per_second` requests per client address.
@@ -129,6 +148,7 @@ impl TestApp {
             vec![],
             (0, 0),
             (per_second, burst),
+            None,
         )
         .await
     }
@@ -140,6 +160,7 @@ impl TestApp {
         routes: Vec<klaxon_domain::alert::Route>,
         rate: (u32, u32),
         api_rate: (u32, u32),
+        channels: Option<klaxon_engine::ChannelsConfig>,
     ) -> TestApp {
         klaxon_client::install_crypto_provider();
         let db = TestDb::new(backend).await;
@@ -152,8 +173,11 @@ impl TestApp {
         let catalog = Arc::new(catalog);
         let mut ingest = klaxon_store::IngestSettings::new(catalog.clone());
         ingest.routes = routes;
-        let state = AppState::new(store.clone(), clock.clone(), catalog.clone(), auth, ingest, rate)
+        let mut state = AppState::new(store.clone(), clock.clone(), catalog.clone(), auth, ingest, rate)
             .with_api_rate(api_rate.0, api_rate.1);
+        if let Some(c) = channels {
+            state.channels = Arc::new(c);
+        }
         let app = Application::build(state, "127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", app.local_addr().expect("addr"));
         tokio::spawn(app.run_until_stopped(std::future::pending()));
@@ -234,8 +258,25 @@ impl TestApp {
     /// An engine on this app's store and manual clock, delivering webhooks
     /// signed with [`WEBHOOK_SECRET`]. Tests drive it with `tick()`.
     pub fn engine(&self, node: &str) -> Arc<klaxon_engine::Engine> {
-        let webhook = klaxon_engine::Webhook::new(WEBHOOK_SECRET, std::time::Duration::from_secs(5)).expect("webhook");
-        let channels = klaxon_engine::Channels::default().with("webhook", Arc::new(webhook));
+        self.engine_with(node, &klaxon_engine::ChannelsConfig::default(), None)
+    }
+
+    /// An engine with these provider settings (base URLs of the loopback
+    /// stand-ins) and `public_url`.
+    pub fn engine_with(
+        &self,
+        node: &str,
+        cfg: &klaxon_engine::ChannelsConfig,
+        public_url: Option<&str>,
+    ) -> Arc<klaxon_engine::Engine> {
+        let mut cfg = cfg.clone();
+        cfg.timeout.get_or_insert(std::time::Duration::from_secs(5));
+        let deps = klaxon_engine::ChannelDeps {
+            store: self.store.clone(),
+            public_url: public_url.map(str::to_string),
+            webhook_secret: WEBHOOK_SECRET.into(),
+        };
+        let channels = klaxon_engine::channels::build(&cfg, &deps).expect("channels");
         Arc::new(
             klaxon_engine::Engine::new(
                 self.store.clone(),
@@ -243,6 +284,7 @@ impl TestApp {
                 node.to_string(),
                 klaxon_engine::EngineSettings {
                     catalog: self.catalog.clone(),
+                    public_url: public_url.map(str::to_string),
                     ..Default::default()
                 },
                 channels,

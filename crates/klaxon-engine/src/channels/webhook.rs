@@ -1,11 +1,5 @@
-//! Delivery channels. Each turns an outbox row into one request to a
-//! provider; the outbox does retries, backoff and bookkeeping.
-//!
-//! Only the generic webhook is built here; email, SMS/voice and Slack plug in
-//! through the same [`Channel`] trait.
+//! Generic outgoing webhook: the notification's JSON document, signed.
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -13,55 +7,7 @@ use hmac::{Hmac, Mac};
 use klaxon_store::Notification;
 use sha2::Sha256;
 
-/// Why a delivery attempt failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SendError {
-    pub message: String,
-    /// Trying again will not help (e.g. 404, 400): give up at once.
-    pub permanent: bool,
-    /// The receiver asked us to wait (HTTP `Retry-After`).
-    pub retry_after: Option<Duration>,
-}
-
-impl SendError {
-    pub fn transient(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            permanent: false,
-            retry_after: None,
-        }
-    }
-}
-
-/// One way of reaching people.
-pub trait Channel: Send + Sync {
-    /// Deliver one notification (its `body` is the JSON document to send).
-    fn send<'a>(&'a self, n: &'a Notification, now_unix: i64) -> BoxFuture<'a, Result<(), SendError>>;
-}
-
-/// The channels this node can deliver through, by contact kind
-/// (`webhook`, `email`, `sms`, `voice`, `slack`).
-#[derive(Clone, Default)]
-pub struct Channels {
-    map: HashMap<String, Arc<dyn Channel>>,
-}
-
-impl std::fmt::Debug for Channels {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.map.keys()).finish()
-    }
-}
-
-impl Channels {
-    pub fn with(mut self, kind: &str, ch: Arc<dyn Channel>) -> Self {
-        self.map.insert(kind.to_string(), ch);
-        self
-    }
-
-    pub fn get(&self, kind: &str) -> Option<&Arc<dyn Channel>> {
-        self.map.get(kind)
-    }
-}
+use super::{Channel, SendError, http_client, status_error};
 
 /// `X-Klaxon-Signature` of a webhook: `v1=` HMAC-SHA256 over `"{timestamp}.{body}"`.
 pub fn webhook_signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
@@ -100,23 +46,12 @@ pub struct Webhook {
 
 impl Webhook {
     pub fn new(secret: &str, timeout: Duration) -> Result<Self, reqwest::Error> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .user_agent(concat!("klaxon/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        let http = http_client(timeout)?;
         Ok(Self {
             http,
             secret: secret.as_bytes().to_vec(),
         })
     }
-}
-
-fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
-    v.parse::<u64>().ok().map(|s| Duration::from_secs(s.min(3600)))
 }
 
 impl Channel for Webhook {
@@ -134,17 +69,10 @@ impl Channel for Webhook {
                 .send()
                 .await
                 .map_err(|e| SendError::transient(format!("POST {}: {e}", n.address)))?;
-            let status = resp.status();
-            if status.is_success() {
+            if resp.status().is_success() {
                 return Ok(());
             }
-            let wait = retry_after(resp.headers());
-            let code = status.as_u16();
-            Err(SendError {
-                message: format!("POST {} answered {status}", n.address),
-                permanent: status.is_client_error() && code != 408 && code != 429,
-                retry_after: wait,
-            })
+            Err(status_error("POST", &n.address, &resp))
         })
     }
 }

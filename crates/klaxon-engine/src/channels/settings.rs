@@ -1,0 +1,160 @@
+//! The `channels:` section of klaxon.yaml: provider accounts and endpoints.
+//! Every base URL is configurable, so tests (and proxies) can stand in for
+//! the providers. Secrets can come from the environment instead of the file.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelsConfig {
+    /// Timeout of one request to an HTTP provider (default 10s).
+    #[serde(default, with = "klaxon_domain::duration::opt")]
+    pub timeout: Option<Duration>,
+    #[serde(default)]
+    pub slack: SlackSettings,
+    /// SMTP relay; email is off without it.
+    #[serde(default)]
+    pub email: Option<EmailSettings>,
+    /// Twilio (or a Twilio-compatible provider) account; SMS and voice are off without it.
+    #[serde(default)]
+    pub twilio: Option<TwilioSettings>,
+    #[serde(default)]
+    pub pagerduty: PagerDutySettings,
+}
+
+impl Default for ChannelsConfig {
+    fn default() -> Self {
+        Self {
+            timeout: None,
+            slack: SlackSettings::default(),
+            email: None,
+            twilio: None,
+            pagerduty: PagerDutySettings::default(),
+        }
+    }
+}
+
+impl ChannelsConfig {
+    pub fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(Duration::from_secs(10))
+    }
+}
+
+/// Slack: incoming webhooks need nothing here (the destination's address is
+/// the webhook URL); the Slack app (bot messages, per-incident channels,
+/// buttons, `/incident`) needs a bot token and the signing secret.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackSettings {
+    /// Web API base (default `https://slack.com/api`).
+    #[serde(default = "slack_api")]
+    pub api_url: String,
+    /// Bot token `xoxb-…` (or `KLAXON_SLACK_BOT_TOKEN`).
+    #[serde(default)]
+    pub bot_token: Option<String>,
+    /// Signing secret of inbound requests (or `KLAXON_SLACK_SIGNING_SECRET`).
+    #[serde(default)]
+    pub signing_secret: Option<String>,
+    /// A channel per incident (`inc-2026-11-23-001-api-down`).
+    #[serde(default)]
+    pub incident_channels: IncidentChannels,
+}
+
+impl Default for SlackSettings {
+    fn default() -> Self {
+        Self {
+            api_url: slack_api(),
+            bot_token: None,
+            signing_secret: None,
+            incident_channels: IncidentChannels::default(),
+        }
+    }
+}
+
+fn slack_api() -> String {
+    "https://slack.com/api".into()
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentChannels {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Severities that get a channel (empty: all).
+    #[serde(default)]
+    pub severities: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (port 587); refused if the server does not offer it.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Implicit,
+    /// No TLS (a relay on localhost only).
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSettings {
+    pub host: String,
+    /// Default: 587 (starttls), 465 (implicit), 25 (none).
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub tls: SmtpTls,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Or `KLAXON_SMTP_PASSWORD`.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// `Klaxon <klaxon@example.com>`.
+    pub from: String,
+    /// Extra CA certificate (PEM) to trust, for a relay with a private CA.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioSettings {
+    /// REST API base (default `https://api.twilio.com`).
+    #[serde(default = "twilio_api")]
+    pub api_url: String,
+    pub account_sid: String,
+    /// Or `KLAXON_TWILIO_AUTH_TOKEN`.
+    #[serde(default)]
+    pub auth_token: Option<String>,
+    /// Sender number (E.164).
+    pub from: String,
+}
+
+fn twilio_api() -> String {
+    "https://api.twilio.com".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagerDutySettings {
+    /// Events API v2 endpoint (default `https://events.pagerduty.com/v2/enqueue`).
+    #[serde(default = "pd_events")]
+    pub events_url: String,
+}
+
+impl Default for PagerDutySettings {
+    fn default() -> Self {
+        Self {
+            events_url: pd_events(),
+        }
+    }
+}
+
+fn pd_events() -> String {
+    "https://events.pagerduty.com/v2/enqueue".into()
+}
