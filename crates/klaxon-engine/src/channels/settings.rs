@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelsConfig {
     /// Timeout of one request to an HTTP provider (default 10s).
@@ -23,18 +23,6 @@ pub struct ChannelsConfig {
     pub twilio: Option<TwilioSettings>,
     #[serde(default)]
     pub pagerduty: PagerDutySettings,
-}
-
-impl Default for ChannelsConfig {
-    fn default() -> Self {
-        Self {
-            timeout: None,
-            slack: SlackSettings::default(),
-            email: None,
-            twilio: None,
-            pagerduty: PagerDutySettings::default(),
-        }
-    }
 }
 
 impl ChannelsConfig {
