@@ -60,6 +60,8 @@ pub struct Catalog {
     pub paging_rules: Vec<crate::paging_rules::PagingRule>,
     /// How long before `next_update_due` the communications lead is reminded.
     pub update_reminder: std::time::Duration,
+    /// Who hears what, per severity (see [`crate::communication`]).
+    pub communication: crate::communication::Communication,
 }
 
 impl Default for Catalog {
@@ -75,6 +77,7 @@ impl Default for Catalog {
             id_format: IdFormat::default(),
             paging_rules: Vec::new(),
             update_reminder: std::time::Duration::from_secs(5 * 60),
+            communication: Default::default(),
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod alert;
 pub mod clock;
+pub mod communication;
 pub mod config;
 pub mod decide;
 pub mod duration;

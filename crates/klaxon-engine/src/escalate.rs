@@ -92,7 +92,7 @@ pub struct PageContext<'a> {
 /// page, the Escalation Request once it escalates, an internal update for
 /// an update reminder.
 fn page_message(cx: &PageContext<'_>) -> Rendered {
-    let escalated = cx.step.is_some_and(|s| s.level > 0 || s.round > 0) || cx.forced;
+    let escalated = cx.step.is_some_and(|s| s.level > 0 || s.round > 1) || cx.forced;
     let (name, text) = match cx.reason {
         "update_reminder" => (
             "internal-update",

@@ -7,6 +7,7 @@
 //! Time comes from a [`Clock`]; tests drive [`Engine::tick`] with a manual clock.
 
 pub mod channels;
+pub mod comms;
 pub mod escalate;
 
 use std::sync::{Arc, Mutex};
@@ -17,7 +18,7 @@ use jiff::Timestamp;
 use klaxon_domain::Clock;
 use klaxon_domain::Status;
 use klaxon_domain::engine::retry_backoff;
-use klaxon_store::{CADENCE, ClaimedNotification, ClaimedTimer, Delivery, ESCALATION, RULE, Store, StoreError};
+use klaxon_store::{CADENCE, COMMS, ClaimedNotification, ClaimedTimer, Delivery, ESCALATION, RULE, Store, StoreError};
 use rand::Rng;
 use tokio::sync::{Semaphore, watch};
 
@@ -155,7 +156,7 @@ impl Engine {
         for t in &claimed {
             self.record_lateness(t, self.clock.now());
             match t.kind.as_str() {
-                ESCALATION | RULE | CADENCE => {
+                ESCALATION | RULE | CADENCE | COMMS => {
                     if let Err(e) = self.fire(t).await {
                         tracing::error!(timer = %t.key, error = %e, "timer step failed; it is retried");
                         let _ = self.store.release_timer(t).await;
@@ -186,6 +187,7 @@ impl Engine {
         };
         let cat = &self.settings.catalog;
         let out = match t.kind.as_str() {
+            COMMS => comms::plan_comms(&self.store, t, &inc, &cat.communication, &env, now).await?,
             RULE => escalate::plan_rule(&self.store, t, &inc, &cat.paging_rules, &env, now).await?,
             CADENCE => escalate::plan_cadence(&self.store, t, &inc, cat.update_reminder, &env, now).await?,
             _ => escalate::plan(&self.store, t, &inc, &env, now).await?,

@@ -28,7 +28,7 @@ pub use incidents::ListFilter;
 pub use ingest::{IngestSettings, Ingestor};
 pub use integrations::new_integration_key;
 pub use outbox::{ClaimedNotification, Delivery, Notification, NotificationFilter};
-pub use timers::{CADENCE, ClaimedTimer, ESCALATION, NewNotification, RULE, StepOutcome, TimerNext};
+pub use timers::{CADENCE, COMMS, ClaimedTimer, ESCALATION, NewNotification, RULE, StepOutcome, TimerNext};
 pub use tokens::{hash_secret, new_secret, random_hex};
 
 use sqlx::AnyPool;

@@ -147,6 +147,9 @@ pub(crate) async fn apply_escalation_ops(
 /// Timer kinds of paging rules (`rule:<name>:<pk>`) and update cadence (`cadence:<pk>`).
 pub const RULE: &str = "rule";
 pub const CADENCE: &str = "cadence";
+/// Timer kind of stakeholder messages (`comms:<pk>:<seq>`, step = the event's seq):
+/// armed in the transaction that appends the event, so a message is never lost.
+pub const COMMS: &str = "comms";
 
 /// Events after which paging rules and the update cadence are looked at again.
 fn reevaluate(events: &[TimelineEvent]) -> bool {
@@ -167,6 +170,38 @@ fn reevaluate(events: &[TimelineEvent]) -> bool {
 /// The timer changes that appended events call for: the escalation timer,
 /// paging rules (armed while their condition holds, at most one firing each)
 /// and the update-cadence reminder.
+/// A `comms` timer per event that stakeholders hear about at this severity.
+async fn arm_comms(
+    tx: &mut Transaction<'_, Any>,
+    pk: i64,
+    inc: &Incident,
+    events: &[TimelineEvent],
+    now: Timestamp,
+    cat: &Catalog,
+) -> Result<bool, StoreError> {
+    let mut armed = false;
+    for e in events {
+        let Some(ev) = cat.communication.wants(&e.kind) else {
+            continue;
+        };
+        if cat.communication.audience(&inc.severity, ev, true).is_empty() {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO timers (key, kind, incident_pk, step, forced, due_at, attempts, created_at) \
+             VALUES ($1, 'comms', $2, $3, 0, $4, 0, $4) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(format!("comms:{pk}:{}", e.seq))
+        .bind(pk)
+        .bind(e.seq as i64)
+        .bind(now.as_millisecond())
+        .execute(&mut **tx)
+        .await?;
+        armed = true;
+    }
+    Ok(armed)
+}
+
 pub(crate) async fn after_events(
     tx: &mut Transaction<'_, Any>,
     pk: i64,
@@ -177,8 +212,9 @@ pub(crate) async fn after_events(
 ) -> Result<bool, StoreError> {
     let ops = klaxon_domain::engine::escalation_ops(inc, events);
     apply_escalation_ops(tx, pk, &ops, now).await?;
+    let comms = arm_comms(tx, pk, inc, events, now, cat).await?;
     if !reevaluate(events) {
-        return Ok(!ops.is_empty());
+        return Ok(!ops.is_empty() || comms);
     }
     for rule in &cat.paging_rules {
         let key = format!("rule:{}:{pk}", rule.name);
@@ -471,17 +507,27 @@ impl Store {
             return Ok(false);
         }
         let next_due = out.next.due_at.map(|d| d.as_millisecond());
-        let updated = sqlx::query(
-            "UPDATE timers SET step = $1, due_at = $2, forced = 0, page = NULL, lease_owner = NULL, lease_until = NULL, attempts = 0 \
-             WHERE key = $3 AND lease_owner = $4",
-        )
-        .bind(out.next.step as i64)
-        .bind(next_due)
-        .bind(t.key.clone())
-        .bind(t.lease.clone())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let updated = if t.kind == COMMS && next_due.is_none() {
+            // Done for good: a message timer is not re-armed.
+            sqlx::query("DELETE FROM timers WHERE key = $1 AND lease_owner = $2")
+                .bind(t.key.clone())
+                .bind(t.lease.clone())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        } else {
+            sqlx::query(
+                "UPDATE timers SET step = $1, due_at = $2, forced = 0, page = NULL, lease_owner = NULL, lease_until = NULL, attempts = 0 \
+                 WHERE key = $3 AND lease_owner = $4",
+            )
+            .bind(out.next.step as i64)
+            .bind(next_due)
+            .bind(t.key.clone())
+            .bind(t.lease.clone())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+        };
         if updated != 1 {
             return Ok(false);
         }

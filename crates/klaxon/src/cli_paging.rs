@@ -29,13 +29,14 @@ pub enum NotificationCmd {
 }
 
 fn print(list: &[Notification]) {
-    let mut t = output::table(&["ID", "INCIDENT", "USER", "CHANNEL", "STATE", "ATTEMPTS", "DUE", "ERROR"]);
+    let mut t = output::table(&["ID", "INCIDENT", "TO", "CHANNEL", "PURPOSE", "STATE", "ATTEMPTS", "DUE", "ERROR"]);
     for n in list {
         t.add_row(vec![
             n.id.to_string(),
             n.incident_id.clone(),
-            n.user.clone(),
+            if n.user.is_empty() { n.contact.clone() } else { n.user.clone() },
             format!("{} ({})", n.channel, n.contact),
+            n.purpose.clone(),
             n.state.clone(),
             n.attempts.to_string(),
             n.due_at.strftime("%Y-%m-%d %H:%M:%S").to_string(),

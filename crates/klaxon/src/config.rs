@@ -60,6 +60,8 @@ pub struct FileConfig {
     pub escalation_policies: Option<Vec<Spanned<EscalationPolicy>>>,
     /// Who else is paged and when: "SEV-1 → product owner", "SEV-2 unresolved 30m → lead".
     pub paging_rules: Option<Vec<Spanned<klaxon_domain::paging_rules::PagingRule>>>,
+    /// Who hears what per severity: destinations and rules (see docs/communication.md).
+    pub communication: Option<Spanned<klaxon_domain::communication::Communication>>,
     /// Replacements of the shipped message templates, by name (see docs/templates.md).
     pub templates: Option<Spanned<std::collections::BTreeMap<String, klaxon_domain::templates::TemplateSource>>>,
 }
@@ -452,6 +454,13 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         }
         cat.paging_rules.push(rule);
     }
+    if let Some(c) = &fc.communication {
+        let mut comms = c.value.clone();
+        comms
+            .validate(&cat)
+            .map_err(|e| err(c.referenced.line(), &format!("communication.{}", e.field), e.message))?;
+        cat.communication = comms;
+    }
     if let Some(d) = fc.engine.update_reminder {
         cat.update_reminder = d;
     }
@@ -511,6 +520,22 @@ mod tests {
         let e = parse("auth:\n  require_token_for_reads: maybe\n", "k.yaml").unwrap_err();
         assert_eq!(e.key, "auth.require_token_for_reads", "{e}");
         assert_eq!(e.line, 2, "{e}");
+    }
+
+    #[test]
+    fn communication_errors_name_the_key() {
+        let e = parse(
+            "communication:\n  destinations:\n    - {name: eng, kind: slack, address: \"#incidents\"}\n  rules:\n    - {severities: [SEV-1], notify: [eng, execs]}\n",
+            "k.yaml",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "communication.rules[0].notify[1]", "{e}");
+        let c = parse(
+            "communication:\n  destinations:\n    - {name: eng, kind: slack, address: \"#incidents\"}\n  rules:\n    - {severities: [critical], notify: [eng]}\n",
+            "k.yaml",
+        )
+        .unwrap();
+        assert_eq!(c.catalog.communication.rules[0].severities, vec!["SEV-1"]);
     }
 
     #[test]

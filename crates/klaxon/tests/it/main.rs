@@ -12,6 +12,7 @@ mod api_auth;
 mod api_incidents;
 mod api_input;
 mod cli;
+mod communication;
 mod failover;
 mod ingest;
 mod paging;
