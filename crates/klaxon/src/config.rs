@@ -573,18 +573,20 @@ mod tests {
         assert_eq!(e.key, "schedules[0].time_zone", "{e}");
     }
 
-    /// Every YAML example in docs/configuration.md must check.
+    /// Every YAML example in the docs that shows klaxon.yaml must check.
     #[test]
     fn documented_examples_check() {
-        let doc = include_str!("../../../docs/configuration.md");
-        let blocks: Vec<&str> = doc
-            .split("```yaml\n")
-            .skip(1)
-            .map(|b| b.split("```").next().unwrap())
-            .collect();
-        assert!(blocks.len() >= 2);
-        for b in blocks {
-            parse(b, "docs/configuration.md").unwrap_or_else(|e| panic!("{e}\n{b}"));
+        let docs = [
+            ("docs/configuration.md", include_str!("../../../docs/configuration.md")),
+            ("docs/communication.md", include_str!("../../../docs/communication.md")),
+        ];
+        let mut n = 0;
+        for (name, doc) in docs {
+            for b in doc.split("```yaml\n").skip(1).map(|b| b.split("```").next().unwrap()) {
+                parse(b, name).unwrap_or_else(|e| panic!("{e}\n{b}"));
+                n += 1;
+            }
         }
+        assert!(n >= 3);
     }
 }
