@@ -22,6 +22,7 @@ pub mod people;
 pub mod rotation;
 pub mod schedule;
 pub mod severity;
+pub mod status_page;
 pub mod templates;
 pub mod wire;
 

@@ -13,9 +13,12 @@ mod ops;
 mod paging;
 mod people;
 mod schedules;
+mod slack;
 mod state;
+pub mod status_page;
 mod templates;
 mod tokens;
+mod twilio;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -128,6 +131,9 @@ pub fn router(state: AppState) -> Router {
         .route("/ingest/grafana/{key}", post(ingest::grafana))
         .route("/ingest/generic/{key}", post(ingest::generic))
         .route("/v2/enqueue", post(ingest::pagerduty))
+        .route("/hooks/slack/commands", post(slack::commands))
+        .route("/hooks/slack/interactions", post(slack::interactions))
+        .route("/hooks/twilio/voice", post(twilio::voice))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -135,7 +141,8 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(status_page::routes(state.status_page.clone()))
 }
 
 /// The bound server: bind first (port 0 works), then run.
@@ -147,6 +154,9 @@ pub struct Application {
 impl Application {
     pub async fn build(state: AppState, listen: &str) -> std::io::Result<Self> {
         let listener = TcpListener::bind(listen).await?;
+        state
+            .status_page
+            .start(state.store.clone(), state.clock.clone(), state.catalog.clone());
         Ok(Self {
             listener,
             router: router(state),

@@ -37,6 +37,8 @@ pub struct AppState {
     pub channels: Arc<klaxon_engine::ChannelsConfig>,
     /// This Klaxon's external base URL (`engine.public_url`).
     pub public_url: Option<String>,
+    /// The public status page, rendered in memory.
+    pub status_page: Arc<crate::status_page::StatusPage>,
 }
 
 impl AppState {
@@ -65,6 +67,7 @@ impl AppState {
             templates: Arc::default(),
             channels: Arc::default(),
             public_url: None,
+            status_page: Arc::default(),
         }
     }
 

@@ -16,6 +16,7 @@ mod ingest;
 mod integrations;
 mod outbox;
 mod schedules;
+mod status_page;
 mod timers;
 mod tokens;
 

@@ -62,6 +62,8 @@ pub struct FileConfig {
     pub paging_rules: Option<Vec<Spanned<klaxon_domain::paging_rules::PagingRule>>>,
     /// Who hears what per severity: destinations and rules (see docs/communication.md).
     pub communication: Option<Spanned<klaxon_domain::communication::Communication>>,
+    /// The public status page: name, branding, components (see docs/status-page.md).
+    pub status_page: Option<Spanned<klaxon_domain::status_page::StatusPageConfig>>,
     /// Replacements of the shipped message templates, by name (see docs/templates.md).
     pub templates: Option<Spanned<std::collections::BTreeMap<String, klaxon_domain::templates::TemplateSource>>>,
 }
@@ -460,6 +462,11 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             .validate(&cat)
             .map_err(|e| err(c.referenced.line(), &format!("communication.{}", e.field), e.message))?;
         cat.communication = comms;
+    }
+    if let Some(p) = &fc.status_page {
+        p.value
+            .validate()
+            .map_err(|e| err(p.referenced.line(), &format!("status_page.{}", e.field), e.message))?;
     }
     if let Some(d) = fc.engine.update_reminder {
         cat.update_reminder = d;

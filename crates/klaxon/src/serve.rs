@@ -162,6 +162,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     state.templates = Arc::new(r.config.templates.clone());
     state.channels = Arc::new(r.config.file.channels.clone());
     state.public_url = r.config.file.engine.public_url.clone();
+    if let Some(p) = &r.config.file.status_page {
+        state.status_page = Arc::new(klaxon_http::status_page::StatusPage::new(p.value.clone()));
+    }
     let app = Application::build(state, &r.listen)
         .await
         .with_context(|| format!("listening on {}", r.listen))?;

@@ -6,7 +6,12 @@
 //! A channel is registered under a contact kind (`webhook`, `slack`, `teams`,
 //! `email`, `sms`, `voice`, `pagerduty`).
 
+pub mod email;
+pub mod pagerduty;
 pub mod settings;
+pub mod slack;
+pub mod teams;
+pub mod twilio;
 pub mod webhook;
 
 use std::collections::HashMap;
@@ -100,6 +105,19 @@ pub fn build(cfg: &ChannelsConfig, deps: &ChannelDeps) -> Result<Channels, Strin
     let timeout = cfg.timeout();
     let webhook = Webhook::new(&deps.webhook_secret, timeout).map_err(|e| format!("webhook client: {e}"))?;
     let channels = Channels::default().with("webhook", Arc::new(webhook));
+    let teams_ch = teams::Teams::new(timeout).map_err(|e| format!("teams client: {e}"))?;
+    let pd = pagerduty::PagerDuty::new(&cfg.pagerduty.events_url, deps.public_url.clone(), timeout)
+        .map_err(|e| format!("pagerduty client: {e}"))?;
+    let channels = channels
+        .with("teams", Arc::new(teams_ch))
+        .with("pagerduty", Arc::new(pd));
+    let channels = twilio::register(channels, cfg, deps)?;
+    let slack = slack::Slack::new(&cfg.slack, timeout, deps.store.clone()).map_err(|e| format!("Slack client: {e}"))?;
+    let channels = channels.with("slack", Arc::new(slack));
+    let channels = match &cfg.email {
+        Some(e) => channels.with("email", Arc::new(email::Email::new(e, e.password_or_env(), timeout)?)),
+        None => channels,
+    };
     Ok(channels)
 }
 

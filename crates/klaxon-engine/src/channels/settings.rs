@@ -62,6 +62,24 @@ impl Default for SlackSettings {
     }
 }
 
+impl SlackSettings {
+    /// The bot token: the file's, else `KLAXON_SLACK_BOT_TOKEN`.
+    pub fn bot_token_or_env(&self) -> Option<String> {
+        secret_or_env(&self.bot_token, "KLAXON_SLACK_BOT_TOKEN")
+    }
+
+    /// The signing secret: the file's, else `KLAXON_SLACK_SIGNING_SECRET`.
+    pub fn signing_secret_or_env(&self) -> Option<String> {
+        secret_or_env(&self.signing_secret, "KLAXON_SLACK_SIGNING_SECRET")
+    }
+}
+
+fn secret_or_env(v: &Option<String>, var: &str) -> Option<String> {
+    v.clone()
+        .or_else(|| std::env::var(var).ok())
+        .filter(|s| !s.trim().is_empty())
+}
+
 fn slack_api() -> String {
     "https://slack.com/api".into()
 }
@@ -107,6 +125,16 @@ pub struct EmailSettings {
     /// Extra CA certificate (PEM) to trust, for a relay with a private CA.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Name sent in `EHLO` (default: the address literal `[127.0.0.1]`).
+    #[serde(default)]
+    pub hello_name: Option<String>,
+}
+
+impl EmailSettings {
+    /// The password: the file's, else `KLAXON_SMTP_PASSWORD`.
+    pub fn password_or_env(&self) -> Option<String> {
+        secret_or_env(&self.password, "KLAXON_SMTP_PASSWORD")
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,6 +153,13 @@ pub struct TwilioSettings {
 
 fn twilio_api() -> String {
     "https://api.twilio.com".into()
+}
+
+impl TwilioSettings {
+    /// The auth token: the file's, else `KLAXON_TWILIO_AUTH_TOKEN`.
+    pub fn auth_token_or_env(&self) -> Option<String> {
+        secret_or_env(&self.auth_token, "KLAXON_TWILIO_AUTH_TOKEN")
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

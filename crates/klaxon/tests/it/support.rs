@@ -85,6 +85,13 @@ impl Drop for TestDb {
     }
 }
 
+/// Optional parts of a test server.
+#[derive(Default)]
+pub struct Extras {
+    pub channels: Option<klaxon_engine::ChannelsConfig>,
+    pub status_page: Option<klaxon_domain::status_page::StatusPageConfig>,
+}
+
 pub struct TestApp {
     pub base: String,
     pub client: Client,
@@ -94,6 +101,7 @@ pub struct TestApp {
     pub db: TestDb,
     pub backend: &'static str,
     pub catalog: Arc<Catalog>,
+    pub status_page: Arc<klaxon_http::status_page::StatusPage>,
 }
 
 pub fn t0() -> Timestamp {
@@ -117,7 +125,20 @@ impl TestApp {
         routes: Vec<klaxon_domain::alert::Route>,
         rate: (u32, u32),
     ) -> TestApp {
-        Self::spawn_inner(backend, catalog, auth, routes, rate, (0, 0), None).await
+        Self::spawn_inner(backend, catalog, auth, routes, rate, (0, 0), Extras::default()).await
+    }
+
+    /// With a status page configuration (components, branding).
+    pub async fn spawn_status(
+        backend: &'static str,
+        catalog: Catalog,
+        page: klaxon_domain::status_page::StatusPageConfig,
+    ) -> TestApp {
+        let extras = Extras {
+            status_page: Some(page),
+            ..Default::default()
+        };
+        Self::spawn_inner(backend, catalog, AuthSettings::default(), vec![], (0, 0), (0, 0), extras).await
     }
 
     /// With provider settings for the inbound hooks (Slack signing secret,
@@ -134,7 +155,10 @@ impl TestApp {
             vec![],
             (0, 0),
             (0, 0),
-            Some(channels),
+            Extras {
+                channels: Some(channels),
+                ..Default::default()
+            },
         )
         .await
     }
@@ -148,7 +172,7 @@ impl TestApp {
             vec![],
             (0, 0),
             (per_second, burst),
-            None,
+            Extras::default(),
         )
         .await
     }
@@ -160,7 +184,7 @@ impl TestApp {
         routes: Vec<klaxon_domain::alert::Route>,
         rate: (u32, u32),
         api_rate: (u32, u32),
-        channels: Option<klaxon_engine::ChannelsConfig>,
+        extras: Extras,
     ) -> TestApp {
         klaxon_client::install_crypto_provider();
         let db = TestDb::new(backend).await;
@@ -175,9 +199,13 @@ impl TestApp {
         ingest.routes = routes;
         let mut state = AppState::new(store.clone(), clock.clone(), catalog.clone(), auth, ingest, rate)
             .with_api_rate(api_rate.0, api_rate.1);
-        if let Some(c) = channels {
+        if let Some(c) = extras.channels {
             state.channels = Arc::new(c);
         }
+        if let Some(p) = extras.status_page {
+            state.status_page = Arc::new(klaxon_http::status_page::StatusPage::new(p));
+        }
+        let status_page = state.status_page.clone();
         let app = Application::build(state, "127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", app.local_addr().expect("addr"));
         tokio::spawn(app.run_until_stopped(std::future::pending()));
@@ -190,7 +218,16 @@ impl TestApp {
             db,
             backend,
             catalog,
+            status_page,
         }
+    }
+
+    /// Rebuild the status page now (the background task does it within a second).
+    pub async fn refresh_status_page(&self) {
+        self.status_page
+            .refresh(&self.store, &self.catalog, self.clock_now())
+            .await
+            .expect("status page");
     }
 
     /// A client with a fresh token of this role.
@@ -247,6 +284,29 @@ macro_rules! both {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 body($crate::support::TestApp::spawn("postgres").await).await
+            }
+        }
+    };
+}
+
+/// Run a status page test on SQLite and PostgreSQL with `status_page::page()`.
+#[macro_export]
+macro_rules! status_both {
+    ($name:ident, |$app:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body($app: $crate::support::TestApp) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                body($crate::support::TestApp::spawn_status("sqlite", Default::default(), super::page()).await).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                body($crate::support::TestApp::spawn_status("postgres", Default::default(), super::page()).await).await
             }
         }
     };

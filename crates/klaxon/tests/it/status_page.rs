@@ -1,0 +1,273 @@
+//! The public status page and its Statuspage-compatible JSON, through the
+//! real server: what shows during an incident, what never shows, caching.
+
+use std::collections::BTreeSet;
+
+use klaxon_domain::status_page::{ComponentDef, FooterLink, StatusPageConfig};
+use klaxon_domain::wire::{DeclareIncident, PostUpdateRequest};
+use serde_json::Value;
+
+use crate::support::TestApp;
+
+fn page() -> StatusPageConfig {
+    let comp = |id: &str, name: &str, group: Option<&str>| ComponentDef {
+        id: id.into(),
+        name: name.into(),
+        group: group.map(str::to_string),
+        description: None,
+        services: vec![],
+        only_show_if_degraded: false,
+    };
+    StatusPageConfig {
+        name: "Acme Status".into(),
+        url: Some("https://status.example.com".into()),
+        footer_links: vec![FooterLink {
+            text: "Support".into(),
+            url: "https://example.com/support".into(),
+        }],
+        components: vec![
+            comp("api", "Public API", Some("Core platform")),
+            comp("auth", "Login", Some("Core platform")),
+            comp("web", "Website", None),
+        ],
+        ..Default::default()
+    }
+}
+
+async fn get(app: &TestApp, path: &str) -> (u16, String, reqwest::header::HeaderMap) {
+    let resp = reqwest::get(format!("{}{path}", app.base)).await.unwrap();
+    let code = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (code, resp.text().await.unwrap(), headers)
+}
+
+async fn json(app: &TestApp, path: &str) -> Value {
+    let (code, body, h) = get(app, path).await;
+    assert_eq!(code, 200, "{path}: {body}");
+    assert_eq!(h["content-type"], "application/json");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object().unwrap().keys().cloned().collect()
+}
+
+fn set(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// Statuspage's documented field sets (reference/wire-formats.md); Klaxon may add only these.
+const PAGE: &[&str] = &["id", "name", "url", "time_zone", "updated_at"];
+const COMPONENT: &[&str] = &[
+    "id", "name", "status", "created_at", "updated_at", "position", "description", "showcase", "start_date",
+    "group_id", "page_id", "group", "only_show_if_degraded",
+];
+const INCIDENT: &[&str] = &[
+    "id", "name", "status", "impact", "created_at", "updated_at", "monitoring_at", "resolved_at", "shortlink",
+    "started_at", "page_id", "incident_updates", "components",
+];
+const UPDATE: &[&str] = &[
+    "id", "status", "body", "incident_id", "created_at", "updated_at", "display_at", "affected_components",
+    "deliver_notifications", "tweet_id", "custom_tweet",
+];
+
+fn has_fields(v: &Value, documented: &[&str], extensions: &[&str]) {
+    let got = keys(v);
+    let want = set(documented);
+    assert!(want.is_subset(&got), "missing {:?} in {v}", want.difference(&got).collect::<Vec<_>>());
+    let extra: Vec<&String> = got.difference(&want).collect();
+    assert!(
+        extra.iter().all(|k| extensions.contains(&k.as_str())),
+        "undocumented fields {extra:?}"
+    );
+}
+
+crate::status_both!(an_outage_shows_and_clears, |app| {
+    app.refresh_status_page().await;
+    let s = json(&app, "/api/v2/status.json").await;
+    assert_eq!(s["status"]["indicator"], "none");
+    assert_eq!(s["status"]["description"], "All Systems Operational");
+    has_fields(&s["page"], PAGE, &[]);
+    assert_eq!(s["page"]["name"], "Acme Status");
+
+    // Declared, not yet published: nothing shows. A private incident never shows.
+    let id = app
+        .client
+        .declare(&DeclareIncident {
+            title: "API returning 500s".into(),
+            severity: Some("SEV-1".into()),
+            services: vec!["api".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .id;
+    let private = app
+        .client
+        .declare(&DeclareIncident {
+            title: "Secret thing".into(),
+            severity: Some("SEV-1".into()),
+            services: vec!["web".into()],
+            private: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .id;
+    for (inc, text) in [(&id, "We are investigating elevated errors on the API."), (&private, "internal")] {
+        app.client
+            .post_update(
+                inc,
+                &PostUpdateRequest {
+                    message: text.into(),
+                    public: true,
+                    status: None,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    app.refresh_status_page().await;
+    let sum = json(&app, "/api/v2/summary.json").await;
+    assert_eq!(sum["status"]["indicator"], "critical", "{sum}");
+    assert_eq!(sum["status"]["description"], "Partial System Outage");
+    let comps = sum["components"].as_array().unwrap();
+    let status_of = |id: &str| comps.iter().find(|c| c["id"] == id).unwrap()["status"].clone();
+    assert_eq!(status_of("api"), "major_outage");
+    assert_eq!(status_of("auth"), "operational");
+    assert_eq!(status_of("web"), "operational", "a private incident changes no component");
+    for c in comps {
+        has_fields(c, COMPONENT, &["components"]);
+    }
+    let group = comps.iter().find(|c| c["group"] == true).unwrap();
+    assert_eq!(group["name"], "Core platform");
+    assert_eq!(group["components"], serde_json::json!(["api", "auth"]));
+    assert_eq!(group["status"], "major_outage");
+    let incidents = sum["incidents"].as_array().unwrap();
+    assert_eq!(incidents.len(), 1, "{sum}");
+    let inc = &incidents[0];
+    has_fields(inc, INCIDENT, &["next_update_at", "workaround"]);
+    assert_eq!(inc["id"], id.as_str());
+    assert_eq!(inc["impact"], "critical");
+    assert_eq!(inc["status"], "investigating");
+    assert_eq!(inc["shortlink"], format!("https://status.example.com/status/incidents/{id}"));
+    assert!(inc["next_update_at"].is_string(), "SEV-1 cadence gives a next update");
+    let upd = &inc["incident_updates"][0];
+    has_fields(upd, UPDATE, &[]);
+    assert_eq!(upd["body"], "We are investigating elevated errors on the API.");
+    assert_eq!(upd["affected_components"][0]["code"], "api");
+    assert_eq!(upd["affected_components"][0]["new_status"], "major_outage");
+    assert_eq!(json(&app, "/api/v2/incidents/unresolved.json").await["incidents"].as_array().unwrap().len(), 1);
+
+    // The HTML page: banner, component, update, next update; no JavaScript.
+    let (code, html, h) = get(&app, "/status").await;
+    assert_eq!(code, 200);
+    assert_eq!(h["content-type"], "text/html; charset=utf-8");
+    for want in [
+        "Partial System Outage",
+        "API returning 500s",
+        "We are investigating elevated errors on the API.",
+        "Next update:",
+        "Public API",
+        "Major outage",
+        "Core platform",
+        "role=\"banner\"",
+        "role=\"main\"",
+        "https://example.com/support",
+    ] {
+        assert!(html.contains(want), "/status lacks {want:?}");
+    }
+    assert!(!html.contains("Secret thing") && !html.contains("<script"), "private incident or script on the page");
+    let (code, one, _) = get(&app, &format!("/status/incidents/{id}")).await;
+    assert_eq!(code, 200);
+    assert!(one.contains("API returning 500s"));
+    assert_eq!(get(&app, &format!("/status/incidents/{private}")).await.0, 404);
+
+    // Served from memory with an ETag.
+    let etag = h["etag"].to_str().unwrap().to_string();
+    let resp = reqwest::Client::new()
+        .get(format!("{}/status", app.base))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 304);
+
+    // Resolved: the page is green again, the incident is history.
+    app.client
+        .post_update(
+            &id,
+            &PostUpdateRequest {
+                message: "Fixed by rolling back.".into(),
+                public: true,
+                status: Some("resolved".into()),
+            },
+        )
+        .await
+        .unwrap();
+    app.refresh_status_page().await;
+    let s = json(&app, "/api/v2/summary.json").await;
+    assert_eq!(s["status"]["indicator"], "none", "{s}");
+    assert!(s["incidents"].as_array().unwrap().is_empty());
+    let all = json(&app, "/api/v2/incidents.json").await;
+    let hist = &all["incidents"][0];
+    assert_eq!(hist["status"], "resolved");
+    assert!(hist["resolved_at"].is_string());
+    assert_eq!(hist["incident_updates"][0]["status"], "resolved", "newest update first");
+    let (_, html2, h2) = get(&app, "/status").await;
+    assert_ne!(h2["etag"], etag, "a change gives a new ETag");
+    assert!(html2.contains("All Systems Operational"));
+    let (_, atom, h3) = get(&app, "/status/feed.atom").await;
+    assert_eq!(h3["content-type"], "application/atom+xml");
+    assert!(atom.contains("<feed") && atom.contains(&id) && atom.contains("Fixed by rolling back."), "{atom}");
+});
+
+crate::status_both!(maintenance_windows_show_as_scheduled_then_in_progress, |app| {
+    let start = app.clock_now().checked_add(jiff::SignedDuration::from_hours(2)).unwrap();
+    let end = start.checked_add(jiff::SignedDuration::from_hours(1)).unwrap();
+    let (code, body) = app
+        .raw(
+            "POST",
+            "/api/v1/silences",
+            Some(crate::support::ADMIN),
+            Some(
+                serde_json::json!({"kind": "maintenance", "matchers": ["service=auth"], "starts_at": start,
+                    "ends_at": end, "comment": "Database upgrade\nLogins may be slow."})
+                .to_string()
+                .into_bytes(),
+            ),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    app.refresh_status_page().await;
+    let up = json(&app, "/api/v2/scheduled-maintenances/upcoming.json").await;
+    let m = &up["scheduled_maintenances"][0];
+    assert_eq!(m["name"], "Database upgrade");
+    assert_eq!(m["status"], "scheduled");
+    assert_eq!(m["components"][0]["id"], "auth");
+    assert!(m["scheduled_for"].is_string() && m["scheduled_until"].is_string());
+    assert!(json(&app, "/api/v2/scheduled-maintenances/active.json").await["scheduled_maintenances"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    app.advance(150);
+    app.refresh_status_page().await;
+    let sum = json(&app, "/api/v2/summary.json").await;
+    assert_eq!(sum["scheduled_maintenances"][0]["status"], "in_progress");
+    let auth = sum["components"].as_array().unwrap().iter().find(|c| c["id"] == "auth").unwrap().clone();
+    assert_eq!(auth["status"], "under_maintenance");
+    assert_eq!(sum["status"]["indicator"], "maintenance");
+    let (_, html, _) = get(&app, "/status").await;
+    assert!(html.contains("Database upgrade") && html.contains("Under maintenance"));
+});
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_paths_are_404_and_config_errors_name_the_field() {
+    let app = TestApp::spawn_status("sqlite", Default::default(), page()).await;
+    app.refresh_status_page().await;
+    assert_eq!(get(&app, "/status/nope").await.0, 404);
+    assert_eq!(get(&app, "/api/v2/nope.json").await.0, 404);
+    let mut bad = page();
+    bad.components[2].id = "api".into();
+    assert_eq!(bad.validate().unwrap_err().field, "components[2].id");
+}
