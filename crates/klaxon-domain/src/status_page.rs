@@ -625,9 +625,9 @@ pub fn build(input: &PageInput<'_>) -> (Summary, Vec<PageIncidentJson>) {
         .filter(|p| p.incident.status.is_open())
         .map(|p| to_json(p))
         .collect();
-    unresolved.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    unresolved.sort_by_key(|i| std::cmp::Reverse(i.created_at));
     let mut history: Vec<PageIncidentJson> = public.iter().map(|p| to_json(p)).collect();
-    history.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    history.sort_by_key(|i| std::cmp::Reverse(i.created_at));
     let maintenances: Vec<PageIncidentJson> = input
         .maintenances
         .iter()

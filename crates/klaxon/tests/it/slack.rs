@@ -275,6 +275,25 @@ both_slack!(bot_messages_build_a_board_with_thread_replies, |app, fake| {
     let last = fake.accepted("chat.update").pop().unwrap();
     assert!(last["blocks"].to_string().contains("Resolved"));
     assert!(buttons(&last["blocks"]).is_empty(), "no buttons on resolved incidents");
+
+    // Someone deleted the board in Slack: the next message starts a new one.
+    fake.fail("chat.postMessage", vec![Fault::Error("thread_not_found")]);
+    app.advance(1);
+    enqueue(&app, &id, types::UPDATED, "C0OPS", "Postmortem scheduled").await;
+    engine.tick().await.unwrap();
+    let states: Vec<_> = notifications(&app, &id).await.into_iter().map(|n| n.state).collect();
+    assert_eq!(states, vec!["delivered"; 6]);
+    let fresh = fake.accepted("chat.postMessage").pop().unwrap();
+    assert!(fresh["thread_ts"].is_null(), "a new board, not a reply: {fresh}");
+    let board: Value = serde_json::from_str(
+        &app.store
+            .channel_state(&format!("slack:msg:{id}:C0OPS"))
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_ne!(board["ts"], root_ts.as_str(), "the new board is remembered");
     assert_eq!(fake.invalid(), vec![]);
 });
 
@@ -591,7 +610,10 @@ both_slack!(slash_command_subcommands, |app, fake| {
     let r = slash(&app, "U024ALICE", "declare SEV-2 Checkout &amp; cart slow").await;
     assert_eq!(r["response_type"], "in_channel");
     let two = app.client.list(&Default::default()).await.unwrap().items[0].clone();
-    assert_eq!((two.title.as_str(), two.severity.as_str()), ("Checkout & cart slow", "SEV-2"));
+    assert_eq!(
+        (two.title.as_str(), two.severity.as_str()),
+        ("Checkout & cart slow", "SEV-2")
+    );
     assert_eq!(
         last_actor(&app, &two.id).await,
         "alice",
