@@ -392,6 +392,30 @@ impl Client {
             .await
     }
 
+    /// The status page's summary and the component overrides in force.
+    pub async fn status_page(&self) -> Result<serde_json::Value> {
+        self.get("/api/v1/status-page").await
+    }
+
+    /// Set a status page component's status by hand (`note` says why).
+    pub async fn set_component(&self, id: &str, status: &str, note: Option<&str>) -> Result<serde_json::Value> {
+        let body = serde_json::json!({"status": status, "note": note});
+        self.with_body(
+            Method::PUT,
+            &format!("/api/v1/status-page/components/{}", path_segment(id)),
+            &body,
+        )
+        .await
+    }
+
+    pub async fn clear_component(&self, id: &str) -> Result<()> {
+        self.send_empty(self.request(
+            Method::DELETE,
+            &format!("/api/v1/status-page/components/{}", path_segment(id)),
+        ))
+        .await
+    }
+
     pub async fn delete_route(&self, name: &str) -> Result<()> {
         self.send_empty(self.request(Method::DELETE, &format!("/api/v1/routes/{}", path_segment(name))))
             .await

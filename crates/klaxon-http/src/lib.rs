@@ -15,6 +15,7 @@ mod people;
 mod schedules;
 mod slack;
 mod state;
+mod status_admin;
 pub mod status_page;
 mod templates;
 mod tokens;
@@ -61,6 +62,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/incidents/{id}/updates",
             post(templates::post_update).get(templates::list_updates),
+        )
+        .route("/status-page", get(status_admin::show))
+        .route(
+            "/status-page/components/{id}",
+            put(status_admin::set_component).delete(status_admin::clear_component),
         )
         .route("/templates", get(templates::list))
         .route("/templates/{name}", get(templates::get))

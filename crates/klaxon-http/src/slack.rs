@@ -19,7 +19,7 @@ use klaxon_domain::decide::Command;
 use klaxon_domain::people::{ContactKind, User};
 use klaxon_domain::wire::{DeclareIncident, TokenRole};
 use klaxon_domain::{Incident, Status};
-use klaxon_engine::channels::slack::{SlackApi, actions, verify_slack_signature};
+use klaxon_engine::channels::slack::{SlackApi, actions, message_blocks, verify_slack_signature};
 use klaxon_store::{Collection, ListFilter};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -367,11 +367,19 @@ async fn interaction_inner(s: &AppState, headers: &HeaderMap, body: &[u8]) -> Re
                     }
                     _ => continue,
                 };
-                if let Err(e) = run(s, &caller(who.clone()), id, cmd).await {
-                    if e.status.is_server_error() {
-                        return Err(e);
+                let done = if matches!(cmd, Command::Ack { .. }) {
+                    "acknowledged"
+                } else {
+                    "resolved"
+                };
+                match run(s, &caller(who.clone()), id, cmd).await {
+                    Ok(Json(inc)) => {
+                        if let Some(url) = p["response_url"].as_str() {
+                            replace_original(s, url, &inc, &format!("{} {done} by {who}", inc.id)).await;
+                        }
                     }
-                    tracing::info!(incident = %id, error = %e.message, "Slack button had no effect");
+                    Err(e) if e.status.is_server_error() => return Err(e),
+                    Err(e) => tracing::info!(incident = %id, error = %e.message, "Slack button had no effect"),
                 }
             }
             Ok(StatusCode::OK.into_response())
@@ -401,6 +409,54 @@ async fn interaction_inner(s: &AppState, headers: &HeaderMap, body: &[u8]) -> Re
             tracing::info!(kind = other, "Slack interaction ignored");
             Ok(StatusCode::OK.into_response())
         }
+    }
+}
+
+/// Show the clicked message as the incident is now (Slack's `response_url`,
+/// `replace_original`): the new status, and no buttons once resolved. Best effort.
+async fn replace_original(s: &AppState, url: &str, inc: &Incident, what: &str) {
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return;
+    }
+    let event_type = if inc.status >= Status::Resolved {
+        klaxon_domain::message::types::RESOLVED
+    } else {
+        klaxon_domain::message::types::ACKNOWLEDGED
+    };
+    let env = klaxon_domain::message::Envelope {
+        event_type: event_type.into(),
+        idempotency_key: String::new(),
+        incident: klaxon_domain::message::EnvelopeIncident::of(inc, s.public_url.as_deref()),
+        message: klaxon_domain::templates::Rendered {
+            name: "slack-action".into(),
+            subject: what.to_string(),
+            body: what.to_string(),
+            short: what.to_string(),
+        },
+        sent_at: s.clock.now(),
+        reason: "slack".into(),
+        user: None,
+        policy: None,
+        level: None,
+        level_name: None,
+        round: None,
+        update_due: None,
+        destination: None,
+    };
+    let body = json!({"replace_original": true, "text": what, "blocks": message_blocks(&env, true)});
+    let Ok(http) = klaxon_engine::channels::http_client(s.channels.timeout().min(Duration::from_secs(2))) else {
+        return;
+    };
+    let sent = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await;
+    match sent {
+        Ok(r) if r.status().is_success() => {}
+        Ok(r) => tracing::info!(incident = %inc.id, status = %r.status(), "Slack response_url refused the update"),
+        Err(e) => tracing::info!(incident = %inc.id, error = %e.without_url(), "Slack response_url"),
     }
 }
 

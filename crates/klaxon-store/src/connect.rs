@@ -69,6 +69,12 @@ fn migrations(backend: Backend) -> Migrator {
                 "communication",
                 include_str!("../migrations/sqlite/0008_communication.sql"),
             ),
+            (9, "probes", include_str!("../migrations/sqlite/0009_probes.sql")),
+            (
+                10,
+                "status_page",
+                include_str!("../migrations/sqlite/0010_status_page.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -98,6 +104,12 @@ fn migrations(backend: Backend) -> Migrator {
                 8,
                 "communication",
                 include_str!("../migrations/postgres/0008_communication.sql"),
+            ),
+            (9, "probes", include_str!("../migrations/postgres/0009_probes.sql")),
+            (
+                10,
+                "status_page",
+                include_str!("../migrations/postgres/0010_status_page.sql"),
             ),
         ],
     };

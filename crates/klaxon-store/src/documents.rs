@@ -13,6 +13,8 @@ pub enum Collection {
     Users,
     Teams,
     EscalationPolicies,
+    /// Status page component statuses set by hand.
+    ComponentOverrides,
 }
 
 impl Collection {
@@ -21,6 +23,7 @@ impl Collection {
             Collection::Users => "users",
             Collection::Teams => "teams",
             Collection::EscalationPolicies => "escalation_policies",
+            Collection::ComponentOverrides => "component_overrides",
         }
     }
 
@@ -29,6 +32,7 @@ impl Collection {
             Collection::Users => "user",
             Collection::Teams => "team",
             Collection::EscalationPolicies => "escalation policy",
+            Collection::ComponentOverrides => "component override",
         }
     }
 }

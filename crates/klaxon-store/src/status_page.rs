@@ -18,7 +18,8 @@ impl Store {
     pub async fn status_page_fingerprint(&self) -> Result<(i64, i64, i64, i64), StoreError> {
         let r = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM incidents) AS n, (SELECT COALESCE(MAX(updated_at), 0) FROM incidents) AS u, \
-             (SELECT COUNT(*) FROM silences) AS sn, (SELECT COALESCE(SUM(ends_at % 1000003), 0) FROM silences) AS se",
+             (SELECT COUNT(*) FROM silences) AS sn, (SELECT COALESCE(SUM(ends_at % 1000003), 0) FROM silences) AS se, \
+             (SELECT COUNT(*) FROM component_overrides) AS cn, (SELECT COALESCE(MAX(updated_at), 0) FROM component_overrides) AS cu",
         )
         .fetch_one(&self.read)
         .await?;
@@ -26,7 +27,7 @@ impl Store {
             r.try_get::<i64, _>("n")?,
             r.try_get::<i64, _>("u")?,
             r.try_get::<i64, _>("sn")?,
-            r.try_get::<i64, _>("se")?,
+            r.try_get::<i64, _>("se")? ^ (r.try_get::<i64, _>("cn")? << 40) ^ r.try_get::<i64, _>("cu")?,
         ))
     }
 

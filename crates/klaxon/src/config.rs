@@ -586,6 +586,7 @@ mod tests {
         let docs = [
             ("docs/configuration.md", include_str!("../../../docs/configuration.md")),
             ("docs/communication.md", include_str!("../../../docs/communication.md")),
+            ("docs/status-page.md", include_str!("../../../docs/status-page.md")),
         ];
         let mut n = 0;
         for (name, doc) in docs {

@@ -8,6 +8,7 @@ mod cli;
 mod cli_alerting;
 mod cli_oncall;
 mod cli_paging;
+mod cli_status_page;
 mod config;
 mod output;
 mod serve;
@@ -91,6 +92,9 @@ enum Command {
     /// The notification outbox: what was sent, what is pending, what was given up on.
     #[command(subcommand)]
     Notification(cli_paging::NotificationCmd),
+    /// The public status page: what it shows, component statuses set by hand.
+    #[command(subcommand, name = "status-page")]
+    StatusPage(cli_status_page::StatusPageCmd),
     /// Message templates: list, show, preview for an incident.
     #[command(subcommand)]
     Template(cli_paging::TemplateCmd),
@@ -144,6 +148,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Schedule(cmd) => cli_oncall::schedule(&client()?, cmd, cli.json).await,
         Command::Oncall(cmd) => cli_oncall::oncall(&client()?, cmd, cli.json).await,
         Command::Notification(cmd) => cli_paging::notification(&client()?, cmd, cli.json).await,
+        Command::StatusPage(cmd) => cli_status_page::run(&client()?, cmd, cli.json).await,
         Command::Template(cmd) => cli_paging::template(&client()?, cmd, cli.json).await,
         Command::Config(cmd) => cli::config(cmd, cli.json),
         Command::Token(cmd) => cli::token(&client()?, cmd, cli.json).await,

@@ -41,6 +41,8 @@ pub struct Email {
     from: Mailbox,
     /// `host:port`, for error messages.
     relay: String,
+    /// Bound of one whole SMTP session (lettre's own only covers connecting).
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Email {
@@ -91,6 +93,7 @@ impl Email {
             transport: builder.build(),
             from,
             relay: format!("{}:{port}", s.host),
+            timeout,
         })
     }
 
@@ -139,11 +142,14 @@ impl Channel for Email {
         Box::pin(async move {
             let env = envelope(n)?;
             let msg = self.message(n, &env, now_unix)?;
-            self.transport
-                .send(msg)
-                .await
-                .map(|_| ())
-                .map_err(|e| smtp_error(&self.relay, &n.address, &e))
+            match tokio::time::timeout(self.timeout, self.transport.send(msg)).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(smtp_error(&self.relay, &n.address, &e)),
+                Err(_) => Err(SendError::transient(format!(
+                    "SMTP {} (to {}): timed out after {:?}",
+                    self.relay, n.address, self.timeout
+                ))),
+            }
         })
     }
 }

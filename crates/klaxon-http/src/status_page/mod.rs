@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use klaxon_domain::Clock;
 use klaxon_domain::config::Catalog;
-use klaxon_domain::status_page::{PageInput, StatusPageConfig, build};
+use klaxon_domain::status_page::{ComponentOverride, PageInput, StatusPageConfig, build};
 use klaxon_store::Store;
 use sha2::Digest;
 
@@ -101,6 +101,10 @@ impl StatusPage {
             .into_iter()
             .filter(|s| s.kind == "maintenance")
             .collect();
+        let overrides: Vec<ComponentOverride> = store
+            .documents(klaxon_store::Collection::ComponentOverrides)
+            .await
+            .map_err(|e| format!("reading component overrides: {e}"))?;
         let updated_at = incidents
             .iter()
             .filter(|p| p.is_public())
@@ -112,7 +116,7 @@ impl StatusPage {
             catalog,
             incidents: &incidents,
             maintenances: &maintenances,
-            overrides: &[],
+            overrides: &overrides,
             probes: &[],
             now,
             updated_at,
@@ -239,6 +243,15 @@ impl StatusPage {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });
+    }
+
+    pub fn config(&self) -> &StatusPageConfig {
+        &self.cfg
+    }
+
+    /// The current summary as JSON (what `/api/v2/summary.json` serves).
+    pub fn summary_json(&self) -> Option<Bytes> {
+        self.get("/api/v2/summary.json").map(|r| r.body)
     }
 
     fn get(&self, path: &str) -> Option<Resource> {

@@ -677,7 +677,11 @@ async fn a_relay_that_never_answers_times_out_and_is_retried() {
     enqueue(&app, &inc, types::DECLARED, "k-silent", "ops@example.com", "S", "B").await;
     let started = std::time::Instant::now();
     engine.tick().await.unwrap();
-    assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     let n = notifications(&app, &inc.id).await.remove(0);
     assert_eq!((n.state.as_str(), n.attempts), ("pending", 1), "{n:?}");
     assert!(n.last_error.as_deref().unwrap().contains("timed out"), "{n:?}");

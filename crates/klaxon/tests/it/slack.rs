@@ -751,3 +751,57 @@ both_slack!(update_button_opens_a_modal_that_posts_an_update, |app, fake| {
     assert_eq!(ups[0].message, "Failover to the standby database is done");
     assert_eq!(ups[0].by, "slack:alice");
 });
+
+/// The whole loop: a communication rule tells `#incidents`; `/incident
+/// update` and the Resolve button in Slack go back through Klaxon and show
+/// up on the incident's board in the same Slack channel.
+async fn round_trip(backend: &'static str) {
+    let fake = FakeSlack::start().await;
+    let yaml = "destinations:\n  - {name: eng-chat, kind: slack, address: \"#incidents\"}\nrules:\n  - {severities: [SEV-1, SEV-2], notify: [eng-chat]}\n";
+    let mut comms: klaxon_domain::communication::Communication = serde_saphyr::from_str(yaml).unwrap();
+    let mut cat = Catalog::default();
+    comms.validate(&cat).unwrap();
+    cat.communication = comms;
+    let app = TestApp::spawn_channels(backend, cat, cfg(&fake)).await;
+    let engine = app.engine_with("n1", &cfg(&fake), Some(PUBLIC));
+
+    let r = slash(&app, "U9", "declare SEV-1 Payments failing").await;
+    assert_eq!(r["response_type"], "in_channel", "{r}");
+    let id = app.client.list(&Default::default()).await.unwrap().items[0].id.clone();
+    engine.tick().await.unwrap();
+    let posts = fake.accepted("chat.postMessage");
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(posts[0]["channel"], "#incidents");
+    assert!(posts[0]["text"].as_str().unwrap().contains("Payments failing"));
+    assert_eq!(buttons(&posts[0]["blocks"]).len(), 3);
+
+    slash(&app, "U9", &format!("update {id} Card processor is failing over")).await;
+    engine.tick().await.unwrap();
+    let posts = fake.accepted("chat.postMessage");
+    assert_eq!(posts.len(), 2);
+    assert!(posts[1]["thread_ts"].is_string(), "the update is a thread reply");
+    assert!(
+        posts[1]["blocks"]
+            .to_string()
+            .contains("Card processor is failing over")
+    );
+    assert_eq!(fake.accepted("chat.update").len(), 1);
+
+    let (status, _) = interact(&app, &click("U9", "klaxon_resolve", &id)).await;
+    assert_eq!(status, 200);
+    engine.tick().await.unwrap();
+    let board = fake.accepted("chat.update").pop().unwrap();
+    assert!(board["blocks"].to_string().contains("Resolved"), "{board}");
+    assert!(buttons(&board["blocks"]).is_empty());
+    assert_eq!(fake.invalid(), vec![]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_through_slack_sqlite() {
+    round_trip("sqlite").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_through_slack_postgres() {
+    round_trip("postgres").await
+}

@@ -271,3 +271,81 @@ async fn unknown_paths_are_404_and_config_errors_name_the_field() {
     bad.components[2].id = "api".into();
     assert_eq!(bad.validate().unwrap_err().field, "components[2].id");
 }
+
+crate::status_both!(components_set_by_hand_win_until_cleared, |app| {
+    let id = app
+        .client
+        .declare(&DeclareIncident {
+            title: "Login errors".into(),
+            severity: Some("SEV-2".into()),
+            services: vec!["auth".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .id;
+    app.client
+        .post_update(
+            &id,
+            &PostUpdateRequest {
+                message: "Some logins fail.".into(),
+                public: true,
+                status: None,
+            },
+        )
+        .await
+        .unwrap();
+    // Through the real CLI: set, show, clear.
+    let url = app.base.clone();
+    let run = move |args: Vec<String>| {
+        let url = url.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let a: Vec<&str> = args.iter().map(String::as_str).collect();
+                crate::cli::klaxon(&url, Some(crate::support::ADMIN), &a)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let (code, out, err) = run(args(&["status-page", "set", "auth", "major_outage", "--note", "all logins down"])).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let sum = json(&app, "/api/v2/summary.json").await;
+    let auth = sum["components"].as_array().unwrap().iter().find(|c| c["id"] == "auth").unwrap().clone();
+    assert_eq!(auth["status"], "major_outage", "the override wins over the SEV-2's partial outage");
+    let (code, out, _) = run(args(&["status-page", "show"])).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("auth") && out.contains("major_outage") && out.contains("yes"), "{out}");
+    let (code, _, _) = run(args(&["status-page", "clear", "auth"])).await;
+    assert_eq!(code, 0);
+    let sum = json(&app, "/api/v2/summary.json").await;
+    let auth = sum["components"].as_array().unwrap().iter().find(|c| c["id"] == "auth").unwrap().clone();
+    assert_eq!(auth["status"], "partial_outage");
+
+    // Bad input: unknown component 404, unknown status 422 naming the field, viewers 403.
+    let (code, body) = app
+        .raw(
+            "PUT",
+            "/api/v1/status-page/components/nope",
+            Some(crate::support::ADMIN),
+            Some(br#"{"status": "major_outage"}"#.to_vec()),
+        )
+        .await;
+    assert_eq!(code, 404, "{body}");
+    let (code, body) = app
+        .raw(
+            "PUT",
+            "/api/v1/status-page/components/api",
+            Some(crate::support::ADMIN),
+            Some(br#"{"status": "on_fire"}"#.to_vec()),
+        )
+        .await;
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(body["error"]["field"], "status", "{body}");
+    let viewer = app.client_with_role(klaxon_domain::wire::TokenRole::Viewer).await;
+    assert!(viewer.set_component("api", "major_outage", None).await.is_err());
+    let sum = json(&app, "/api/v2/summary.json").await;
+    let api = sum["components"].as_array().unwrap().iter().find(|c| c["id"] == "api").unwrap().clone();
+    assert_eq!(api["status"], "operational", "refused requests change nothing");
+});
