@@ -275,10 +275,16 @@ mod tests {
             vec!["eng", "execs", "pd"]
         );
         assert_eq!(names(c.audience("SEV-2", CommEvent::Declared, true)), vec!["eng"]);
-        assert!(c.audience("SEV-4", CommEvent::Declared, true).is_empty(), "SEV-4: ticket only");
+        assert!(
+            c.audience("SEV-4", CommEvent::Declared, true).is_empty(),
+            "SEV-4: ticket only"
+        );
         // Acknowledgements go to PagerDuty only; resolutions to execs from the catch-all rule.
         assert_eq!(names(c.audience("SEV-1", CommEvent::Acknowledged, true)), vec!["pd"]);
-        assert_eq!(names(c.audience("SEV-3", CommEvent::Resolved, true)), vec!["eng", "execs"]);
+        assert_eq!(
+            names(c.audience("SEV-3", CommEvent::Resolved, true)),
+            vec!["eng", "execs"]
+        );
         // A private update skips rules that want public updates only.
         assert_eq!(
             names(c.audience("SEV-1", CommEvent::Updated, false)),
@@ -297,15 +303,21 @@ mod tests {
             "destinations[0].address"
         );
         assert_eq!(
-            bad("destinations:\n  - {name: a, kind: teams, address: \"https://x.example\"}\nrules:\n  - {notify: [a, b]}\n"),
+            bad(
+                "destinations:\n  - {name: a, kind: teams, address: \"https://x.example\"}\nrules:\n  - {notify: [a, b]}\n"
+            ),
             "rules[0].notify[1]"
         );
         assert_eq!(
-            bad("destinations:\n  - {name: a, kind: teams, address: \"https://x.example\"}\nrules:\n  - {severities: [SEV-9], notify: [a]}\n"),
+            bad(
+                "destinations:\n  - {name: a, kind: teams, address: \"https://x.example\"}\nrules:\n  - {severities: [SEV-9], notify: [a]}\n"
+            ),
             "rules[0].severities[0]"
         );
         assert_eq!(
-            bad("destinations:\n  - {name: a, kind: teams, address: \"https://x.example\"}\n  - {name: a, kind: teams, address: \"https://y.example\"}\n"),
+            bad(
+                "destinations:\n  - {name: a, kind: teams, address: \"https://x.example\"}\n  - {name: a, kind: teams, address: \"https://y.example\"}\n"
+            ),
             "destinations[1].name"
         );
     }

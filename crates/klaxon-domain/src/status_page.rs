@@ -119,7 +119,11 @@ impl StatusPageConfig {
             .iter()
             .map(|s| ComponentDef {
                 id: s.key.clone(),
-                name: if s.name.is_empty() { s.key.clone() } else { s.name.clone() },
+                name: if s.name.is_empty() {
+                    s.key.clone()
+                } else {
+                    s.name.clone()
+                },
                 group: s.group.clone(),
                 description: (!s.description.is_empty()).then(|| s.description.clone()),
                 services: vec![],
@@ -468,9 +472,7 @@ fn page_id(name: &str) -> String {
 /// Build the page. Private incidents and incidents without a public update
 /// are left out (they affect no component either).
 pub fn build(input: &PageInput<'_>) -> (Summary, Vec<PageIncidentJson>) {
-    let PageInput {
-        cfg, catalog, now, ..
-    } = *input;
+    let PageInput { cfg, catalog, now, .. } = *input;
     let pid = page_id(&cfg.name);
     let base = cfg.url.clone().unwrap_or_default();
     let defs = cfg.components(catalog);
@@ -535,7 +537,11 @@ pub fn build(input: &PageInput<'_>) -> (Summary, Vec<PageIncidentJson>) {
             Component {
                 id: gid.clone(),
                 name: name.clone(),
-                status: members.iter().map(|c| c.status).max().unwrap_or(ComponentStatus::Operational),
+                status: members
+                    .iter()
+                    .map(|c| c.status)
+                    .max()
+                    .unwrap_or(ComponentStatus::Operational),
                 created_at: input.updated_at,
                 updated_at: input.updated_at,
                 position: members.first().map(|c| c.position).unwrap_or(0),
@@ -603,11 +609,7 @@ pub fn build(input: &PageInput<'_>) -> (Summary, Vec<PageIncidentJson>) {
             impact: impact.into(),
             created_at: inc.declared_at,
             updated_at: inc.updated_at,
-            monitoring_at: p
-                .updates
-                .iter()
-                .find(|u| u.status == Status::Monitoring)
-                .map(|u| u.at),
+            monitoring_at: p.updates.iter().find(|u| u.status == Status::Monitoring).map(|u| u.at),
             resolved_at: inc.resolved_at,
             shortlink: format!("{}/status/incidents/{}", base.trim_end_matches('/'), inc.id),
             started_at: inc.started_at,
@@ -640,7 +642,11 @@ pub fn build(input: &PageInput<'_>) -> (Summary, Vec<PageIncidentJson>) {
             let name = m.comment.lines().next().unwrap_or("Scheduled maintenance").to_string();
             PageIncidentJson {
                 id: m.id.clone(),
-                name: if name.trim().is_empty() { "Scheduled maintenance".into() } else { name },
+                name: if name.trim().is_empty() {
+                    "Scheduled maintenance".into()
+                } else {
+                    name
+                },
                 status: maintenance_status(m, now).into(),
                 impact: "maintenance".into(),
                 created_at: m.starts_at,
@@ -703,9 +709,15 @@ mod tests {
         );
         // The chargebee example: partial + major outage → major, "Partial System Outage".
         let s = roll_up(&[PartialOutage, MajorOutage], &[]);
-        assert_eq!((s.indicator.as_str(), s.description.as_str()), ("major", "Partial System Outage"));
+        assert_eq!(
+            (s.indicator.as_str(), s.description.as_str()),
+            ("major", "Partial System Outage")
+        );
         let s = roll_up(&[MajorOutage, MajorOutage], &[]);
-        assert_eq!((s.indicator.as_str(), s.description.as_str()), ("critical", "Major System Outage"));
+        assert_eq!(
+            (s.indicator.as_str(), s.description.as_str()),
+            ("critical", "Major System Outage")
+        );
         assert_eq!(roll_up(&[Operational], &["critical"]).indicator, "critical");
         assert_eq!(roll_up(&[UnderMaintenance], &[]).indicator, "maintenance");
     }

@@ -22,7 +22,10 @@ fn message_of(kind: &EventKind, actor: &str) -> (Option<String>, bool, Option<u3
         } => (Some(message.clone()), *public, Some(*number)),
         EventKind::StatusChanged { message, .. } => (message.clone(), true, None),
         EventKind::Reopened { reason, .. } => (
-            Some(format!("Reopened{}", reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default())),
+            Some(format!(
+                "Reopened{}",
+                reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+            )),
             true,
             None,
         ),
@@ -35,7 +38,11 @@ fn message_of(kind: &EventKind, actor: &str) -> (Option<String>, bool, Option<u3
             None,
         ),
         EventKind::EscalationRequested { reason } => (
-            Some(reason.clone().unwrap_or_else(|| format!("Escalation requested by {actor}"))),
+            Some(
+                reason
+                    .clone()
+                    .unwrap_or_else(|| format!("Escalation requested by {actor}")),
+            ),
             true,
             None,
         ),

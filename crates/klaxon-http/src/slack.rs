@@ -19,7 +19,7 @@ use klaxon_domain::decide::Command;
 use klaxon_domain::people::{ContactKind, User};
 use klaxon_domain::wire::{DeclareIncident, TokenRole};
 use klaxon_domain::{Incident, Status};
-use klaxon_engine::channels::slack::{SlackApi, actions, message_blocks, verify_slack_signature};
+use klaxon_engine::channels::slack::{SlackApi, actions, message_blocks, status_word, verify_slack_signature};
 use klaxon_store::{Collection, ListFilter};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -141,7 +141,7 @@ fn line(inc: &Incident) -> String {
         "• *{}* [{}] {}: {}",
         inc.id,
         inc.severity,
-        inc.status.public_word(),
+        status_word(inc.status.as_str()),
         inc.title
     )
 }
@@ -220,7 +220,7 @@ async fn command_inner(s: &AppState, headers: &HeaderMap, body: &[u8]) -> Result
                     let mut msg = format!(
                         "{who} {done} *{}* ({}): {}",
                         after.id,
-                        after.status.public_word(),
+                        status_word(after.status.as_str()),
                         after.title
                     );
                     if sub == "update" || (sub == "resolve" && !text.is_empty()) {
@@ -299,7 +299,7 @@ async fn status(s: &AppState, rest: &str) -> Result<Response, ApiError> {
             inc.id,
             inc.title,
             inc.severity,
-            inc.status.public_word(),
+            status_word(inc.status.as_str()),
             inc.declared_at.strftime("%Y-%m-%d %H:%M UTC")
         );
         if !inc.assignees.is_empty() {

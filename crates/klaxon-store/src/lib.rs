@@ -29,8 +29,8 @@ pub use error::StoreError;
 pub use incidents::ListFilter;
 pub use ingest::{IngestSettings, Ingestor};
 pub use integrations::new_integration_key;
-pub use probes::{ComponentDay, Compaction, Counts, ProbeRecord, ProbeState, StateUpdate};
 pub use outbox::{ClaimedNotification, Delivery, Notification, NotificationFilter};
+pub use probes::{Compaction, ComponentDay, Counts, ProbeRecord, ProbeState, StateUpdate};
 pub use timers::{CADENCE, COMMS, ClaimedTimer, ESCALATION, NewNotification, RULE, StepOutcome, TimerNext};
 pub use tokens::{hash_secret, new_secret, random_hex};
 

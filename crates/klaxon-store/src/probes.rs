@@ -179,14 +179,10 @@ fn record_from(r: &AnyRow, check_col: &str) -> Result<ProbeRecord, StoreError> {
 }
 
 fn state_from(r: &AnyRow) -> Result<ProbeState, StoreError> {
-    let opt_ts = |col: &str| -> Result<Option<Timestamp>, StoreError> {
-        r.try_get::<Option<i64>, _>(col)?.map(ts).transpose()
-    };
+    let opt_ts =
+        |col: &str| -> Result<Option<Timestamp>, StoreError> { r.try_get::<Option<i64>, _>(col)?.map(ts).transpose() };
     let check: String = r.try_get("check_name")?;
-    let last = match (
-        opt_ts("last_at")?,
-        r.try_get::<Option<String>, _>("last_outcome")?,
-    ) {
+    let last = match (opt_ts("last_at")?, r.try_get::<Option<String>, _>("last_outcome")?) {
         (Some(at), Some(outcome)) => Some(ProbeRecord {
             check: check.clone(),
             at,
@@ -327,12 +323,11 @@ impl Store {
 
     /// Results not folded into rollups yet, from `since`: (check, at ms, outcome, latency).
     async fn unrolled(&self, since_ms: i64) -> Result<Vec<(String, i64, String, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT check_name, at, outcome, latency_ms FROM probe_results WHERE rolled = 0 AND at >= $1",
-        )
-        .bind(since_ms)
-        .fetch_all(&self.read)
-        .await?;
+        let rows =
+            sqlx::query("SELECT check_name, at, outcome, latency_ms FROM probe_results WHERE rolled = 0 AND at >= $1")
+                .bind(since_ms)
+                .fetch_all(&self.read)
+                .await?;
         rows.iter()
             .map(|r| {
                 Ok((

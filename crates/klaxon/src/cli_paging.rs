@@ -29,12 +29,18 @@ pub enum NotificationCmd {
 }
 
 fn print(list: &[Notification]) {
-    let mut t = output::table(&["ID", "INCIDENT", "TO", "CHANNEL", "PURPOSE", "STATE", "ATTEMPTS", "DUE", "ERROR"]);
+    let mut t = output::table(&[
+        "ID", "INCIDENT", "TO", "CHANNEL", "PURPOSE", "STATE", "ATTEMPTS", "DUE", "ERROR",
+    ]);
     for n in list {
         t.add_row(vec![
             n.id.to_string(),
             n.incident_id.clone(),
-            if n.user.is_empty() { n.contact.clone() } else { n.user.clone() },
+            if n.user.is_empty() {
+                n.contact.clone()
+            } else {
+                n.user.clone()
+            },
             format!("{} ({})", n.channel, n.contact),
             n.purpose.clone(),
             n.state.clone(),

@@ -184,10 +184,13 @@ fn clip(s: &str, max: usize) -> String {
     out
 }
 
-fn status_word(key: &str) -> String {
-    key.parse::<klaxon_domain::Status>()
-        .map(|s| s.public_word().to_string())
-        .unwrap_or_else(|_| key.to_string())
+/// `investigating` → `Investigating` (responders' words, not the status page's).
+pub fn status_word(key: &str) -> String {
+    let mut c = key.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
 }
 
 fn event_label(t: &str) -> &'static str {

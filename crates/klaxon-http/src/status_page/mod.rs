@@ -270,7 +270,10 @@ pub async fn serve(State(page): State<Arc<StatusPage>>, uri: Uri, headers: Heade
     let Some(res) = page.get(uri.path()) else {
         let building = page.current.load().resources.is_empty();
         let (code, text) = if building {
-            (StatusCode::SERVICE_UNAVAILABLE, "The status page is starting; try again in a moment.")
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The status page is starting; try again in a moment.",
+            )
         } else {
             (StatusCode::NOT_FOUND, "No such page.")
         };
@@ -289,10 +292,7 @@ pub async fn serve(State(page): State<Arc<StatusPage>>, uri: Uri, headers: Heade
             (header::CONTENT_TYPE, HeaderValue::from_static(res.content_type)),
             (header::ETAG, res.etag),
             (header::CACHE_CONTROL, cache),
-            (
-                header::ACCESS_CONTROL_ALLOW_ORIGIN,
-                HeaderValue::from_static("*"),
-            ),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")),
         ],
         res.body,
     )

@@ -135,7 +135,12 @@ pub fn incident_view(i: &PageIncidentJson, clock: &Clockface) -> IncidentView {
         impact: i.impact.clone(),
         impact_label: impact_label.into(),
         status_label: capitalise(&i.status),
-        components: i.components.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
+        components: i
+            .components
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         updates,
         workaround: i.workaround.clone(),
         next_update: i.next_update_at.map(when),
@@ -172,15 +177,25 @@ pub fn bars(
             .max()
             .unwrap_or(ComponentStatus::Operational);
         let from = inc.started_at.as_millisecond().max(start);
+        // An ongoing incident counts up to now, and marks today even if it just began.
         let to = inc.resolved_at.map(|t| t.as_millisecond()).unwrap_or(end).min(end);
+        let to = if inc.resolved_at.is_none() {
+            to.max(from + 1)
+        } else {
+            to
+        };
         if to <= from {
             continue;
         }
         if status >= ComponentStatus::PartialOutage {
             down_ms += to - from;
         }
-        let (a, b) = ((from - start) / day_ms, (to - 1 - start) / day_ms);
-        for d in a.max(0)..=b.min(i64::from(days) - 1) {
+        let last = i64::from(days) - 1;
+        let (a, b) = (
+            ((from - start) / day_ms).min(last),
+            ((to - 1 - start) / day_ms).min(last),
+        );
+        for d in a.max(0)..=b {
             if let Some(w) = worst.get_mut(d as usize) {
                 *w = (*w).max(status);
             }
@@ -203,7 +218,13 @@ pub fn bars(
 }
 
 /// The components by group, in configured order.
-pub fn groups(summary: &Summary, history: &[PageIncidentJson], days: u32, now: Timestamp, clock: &Clockface) -> Vec<GroupView> {
+pub fn groups(
+    summary: &Summary,
+    history: &[PageIncidentJson],
+    days: u32,
+    now: Timestamp,
+    clock: &Clockface,
+) -> Vec<GroupView> {
     let mut out: Vec<GroupView> = Vec::new();
     for c in summary.components.iter().filter(|c| !c.group) {
         if c.only_show_if_degraded && c.status == ComponentStatus::Operational {
@@ -232,9 +253,8 @@ pub fn groups(summary: &Summary, history: &[PageIncidentJson], days: u32, now: T
 /// The Atom feed: one entry per public incident, its updates as content.
 pub fn atom(page: &PageView, history: &[PageIncidentJson], now: Timestamp) -> String {
     use atom_syndication::{Content, Entry, Feed, FixedDateTime, Link, Text};
-    let date = |t: Timestamp| -> FixedDateTime {
-        FixedDateTime::parse_from_rfc3339(&t.to_string()).unwrap_or_default()
-    };
+    let date =
+        |t: Timestamp| -> FixedDateTime { FixedDateTime::parse_from_rfc3339(&t.to_string()).unwrap_or_default() };
     let link = |href: String| Link {
         href,
         rel: "alternate".into(),
@@ -247,7 +267,13 @@ pub fn atom(page: &PageView, history: &[PageIncidentJson], now: Timestamp) -> St
             let text: String = i
                 .incident_updates
                 .iter()
-                .map(|u| format!("<p><strong>{}</strong> — {}</p>", capitalise(&u.status), escape(&u.body)))
+                .map(|u| {
+                    format!(
+                        "<p><strong>{}</strong> — {}</p>",
+                        capitalise(&u.status),
+                        escape(&u.body)
+                    )
+                })
                 .collect();
             Entry {
                 id: format!("tag:klaxon,{}:{}", page.name.replace([' ', ','], "-"), i.id),

@@ -74,7 +74,12 @@ async fn severity_decides_who_hears_what(app: TestApp, rx: Receiver) {
     assert_eq!(first["incident"]["id"], id.as_str());
     assert_eq!(first["destination"], "eng");
     assert_eq!(first["message"]["subject"], "[SEV-1] Incident: API returning 500s");
-    assert!(first["message"]["body"].as_str().unwrap().contains("INCIDENT NOTIFICATION"));
+    assert!(
+        first["message"]["body"]
+            .as_str()
+            .unwrap()
+            .contains("INCIDENT NOTIFICATION")
+    );
 
     // A private update reaches eng only; a public one both, numbered.
     for (text, public) in [("Rolled back the deploy", false), ("Error rate falling", true)] {
@@ -100,9 +105,17 @@ async fn severity_decides_who_hears_what(app: TestApp, rx: Receiver) {
             t("stakeholders", "incident.updated", "status-update")
         ])
     );
-    let last = rx.received().into_iter().rfind(|r| r.path == "stakeholders").unwrap().json();
+    let last = rx
+        .received()
+        .into_iter()
+        .rfind(|r| r.path == "stakeholders")
+        .unwrap()
+        .json();
     let body = last["message"]["body"].as_str().unwrap();
-    assert!(body.contains("INCIDENT UPDATE #2") && body.contains("Error rate falling"), "{body}");
+    assert!(
+        body.contains("INCIDENT UPDATE #2") && body.contains("Error rate falling"),
+        "{body}"
+    );
 
     // The resolution goes out although the incident is resolved (pages would be cancelled).
     app.client
@@ -119,7 +132,12 @@ async fn severity_decides_who_hears_what(app: TestApp, rx: Receiver) {
         ])
     );
     let res = rx.received().into_iter().rfind(|r| r.path == "eng").unwrap().json();
-    assert!(res["message"]["body"].as_str().unwrap().contains("Fixed by the rollback"));
+    assert!(
+        res["message"]["body"]
+            .as_str()
+            .unwrap()
+            .contains("Fixed by the rollback")
+    );
     let notes = app
         .client
         .notifications(&NotificationQuery {
@@ -158,7 +176,10 @@ async fn severity_decides_who_hears_what(app: TestApp, rx: Receiver) {
     let policy = serde_json::json!({"id": "web", "levels": [
         {"name": "on call", "targets": [{"user": "alice"}], "delay_minutes": 5},
         {"name": "again", "targets": [{"user": "alice"}], "delay_minutes": 5}]});
-    app.client.put_document("escalation-policies", "web", &policy).await.unwrap();
+    app.client
+        .put_document("escalation-policies", "web", &policy)
+        .await
+        .unwrap();
     let sev2 = app
         .client
         .declare(&DeclareIncident {
@@ -175,7 +196,10 @@ async fn severity_decides_who_hears_what(app: TestApp, rx: Receiver) {
         .set_severity(&sev2, "SEV-1", Some("conversion dropping".into()))
         .await
         .unwrap();
-    app.client.escalate(&sev2, Some("need the DB team".into())).await.unwrap();
+    app.client
+        .escalate(&sev2, Some("need the DB team".into()))
+        .await
+        .unwrap();
     engine.tick().await.unwrap();
     let all = got(&rx);
     assert_eq!(

@@ -239,6 +239,34 @@ async fn webhook(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, bod
     (StatusCode::OK, "ok").into_response()
 }
 
+/// `response_url` of an interaction: a message to show in place of the clicked one.
+async fn respond(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: Bytes) -> Response {
+    let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let invalid = (|| {
+        check(ct.starts_with("application/json"), "content-type")?;
+        check(
+            parsed["text"].as_str().is_some_and(|t| !t.is_empty()),
+            "text is required",
+        )?;
+        if !parsed["blocks"].is_null() {
+            validate_blocks(&parsed["blocks"])?;
+        }
+        Ok::<(), String>(())
+    })()
+    .err();
+    inner.lock().unwrap().calls.push(Call {
+        method: "response_url".into(),
+        body: parsed,
+        invalid: invalid.clone(),
+        faulted: None,
+    });
+    if invalid.is_some() {
+        return (StatusCode::BAD_REQUEST, "invalid_payload").into_response();
+    }
+    (StatusCode::OK, "ok").into_response()
+}
+
 async fn api(
     State(inner): State<Arc<Mutex<Inner>>>,
     Path(method): Path<String>,
@@ -335,6 +363,7 @@ impl FakeSlack {
         let app = Router::new()
             .route("/services/{*path}", post(webhook))
             .route("/api/{method}", post(api))
+            .route("/actions/{*path}", post(respond))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -350,6 +379,11 @@ impl FakeSlack {
     /// An incoming-webhook URL on this fake.
     pub fn webhook_url(&self) -> String {
         format!("{}/services/T000/B000/XXXXSECRET", self.base)
+    }
+
+    /// A `response_url` on this fake.
+    pub fn response_url(&self) -> String {
+        format!("{}/actions/T1/1/x", self.base)
     }
 
     pub fn calls(&self) -> Vec<Call> {

@@ -123,6 +123,18 @@ fn block<'a>(blocks: &'a Value, kind: &str) -> Option<&'a Value> {
     blocks.as_array()?.iter().find(|b| b["type"] == kind)
 }
 
+/// The text of the `*Status*` field.
+fn status_field(blocks: &Value) -> String {
+    block(blocks, "section")
+        .and_then(|s| s["fields"].as_array())
+        .and_then(|f| {
+            f.iter()
+                .find(|x| x["text"].as_str().unwrap_or("").starts_with("*Status*"))
+        })
+        .map(|x| x["text"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
 fn buttons(blocks: &Value) -> Vec<(String, String)> {
     block(blocks, "actions")
         .and_then(|a| a["elements"].as_array())
@@ -162,7 +174,7 @@ both_slack!(
         assert_eq!(block(blocks, "header").unwrap()["text"]["text"], "[SEV-1] API down");
         let fields = block(blocks, "section").unwrap()["fields"].to_string();
         assert!(
-            fields.contains(&id) && fields.contains("Investigating") && fields.contains("SEV-1"),
+            fields.contains(&id) && fields.contains("Triggered") && fields.contains("SEV-1"),
             "{fields}"
         );
         let all = blocks.to_string();
@@ -266,14 +278,14 @@ both_slack!(bot_messages_build_a_board_with_thread_replies, |app, fake| {
         root_ts.as_str(),
         "the board (first message) is refreshed"
     );
-    assert!(refresh["blocks"].to_string().contains("Acknowledged"));
+    assert_eq!(status_field(&refresh["blocks"]), "*Status*\nAcknowledged");
 
     app.client.set_status(&id, "resolved", None).await.unwrap();
     app.advance(1);
     enqueue(&app, &id, types::RESOLVED, "C0OPS", "Resolved").await;
     engine.tick().await.unwrap();
     let last = fake.accepted("chat.update").pop().unwrap();
-    assert!(last["blocks"].to_string().contains("Resolved"));
+    assert_eq!(status_field(&last["blocks"]), "*Status*\nResolved");
     assert!(buttons(&last["blocks"]).is_empty(), "no buttons on resolved incidents");
 
     // Someone deleted the board in Slack: the next message starts a new one.
@@ -675,42 +687,58 @@ both_slack!(slash_command_subcommands, |app, fake| {
     );
 });
 
-fn click(user: &str, action: &str, id: &str) -> Value {
+fn click(fake: &FakeSlack, user: &str, action: &str, id: &str) -> Value {
     json!({"type": "block_actions", "user": {"id": user, "username": "bob", "name": "bob", "team_id": "T1"},
         "api_app_id": "A1", "trigger_id": "12345.98765.abcd2358fdea",
-        "response_url": "https://hooks.slack.com/actions/T1/1/x",
+        "response_url": fake.response_url(),
         "container": {"type": "message", "channel_id": "C0OPS", "message_ts": "1764900000.000001"},
         "actions": [{"type": "button", "block_id": "klaxon_actions", "action_id": action, "value": id,
             "text": {"type": "plain_text", "text": "Acknowledge"}, "action_ts": "1764900001.000001"}]})
 }
 
 both_slack!(buttons_ack_and_resolve_as_the_slack_user, |app, fake| {
-    let _ = &fake;
     let alice = json!({"id": "alice", "name": "Alice Example", "email": "alice@example.com",
         "contact_methods": [{"name": "slack", "kind": "slack", "address": "U024ALICE"}]});
     app.client.put_document("users", "alice", &alice).await.unwrap();
     let id = declare(&app, "API down", "SEV-1", None).await;
 
-    let (status, body) = interact(&app, &click("U024ALICE", "klaxon_ack", &id)).await;
+    let (status, body) = interact(&app, &click(&fake, "U024ALICE", "klaxon_ack", &id)).await;
     assert_eq!((status, body.as_str()), (200, ""));
     assert_eq!(app.client.incident(&id).await.unwrap().status.as_str(), "acknowledged");
     assert_eq!(last_actor(&app, &id).await, "alice");
+    // The clicked message is replaced (response_url) by the incident as it is now.
+    let shown = fake.accepted("response_url");
+    assert_eq!(shown.len(), 1);
+    assert_eq!(shown[0]["replace_original"], true);
+    assert_eq!(shown[0]["text"], format!("{id} acknowledged by alice").as_str());
+    assert!(status_field(&shown[0]["blocks"]).contains("Acknowledged"));
+    assert_eq!(buttons(&shown[0]["blocks"]).len(), 3);
 
-    let (status, _) = interact(&app, &click("U0BOB", "klaxon_resolve", &id)).await;
+    let (status, _) = interact(&app, &click(&fake, "U0BOB", "klaxon_resolve", &id)).await;
     assert_eq!(status, 200);
     assert_eq!(app.client.incident(&id).await.unwrap().status.as_str(), "resolved");
     assert_eq!(last_actor(&app, &id).await, "slack:bob");
+    let shown = fake.accepted("response_url");
+    assert_eq!(shown.len(), 2);
+    assert!(status_field(&shown[1]["blocks"]).contains("Resolved"));
+    assert!(buttons(&shown[1]["blocks"]).is_empty(), "no buttons once resolved");
 
     // A click on an already resolved incident changes nothing and still answers 200.
     let events = app.client.timeline(&id).await.unwrap().events.len();
-    let (status, _) = interact(&app, &click("U0BOB", "klaxon_ack", &id)).await;
+    let (status, _) = interact(&app, &click(&fake, "U0BOB", "klaxon_ack", &id)).await;
     assert_eq!(status, 200);
     assert_eq!(app.client.timeline(&id).await.unwrap().events.len(), events);
+    assert_eq!(
+        fake.accepted("response_url").len(),
+        2,
+        "nothing to show when nothing changed"
+    );
+    assert_eq!(fake.invalid(), vec![]);
 });
 
 both_slack!(update_button_opens_a_modal_that_posts_an_update, |app, fake| {
     let id = declare(&app, "API down", "SEV-1", None).await;
-    let (status, _) = interact(&app, &click("U024ALICE", "klaxon_update", &id)).await;
+    let (status, _) = interact(&app, &click(&fake, "U024ALICE", "klaxon_update", &id)).await;
     assert_eq!(status, 200);
     assert_eq!(fake.invalid(), vec![]);
     let opened = fake.accepted("views.open");
@@ -787,11 +815,11 @@ async fn round_trip(backend: &'static str) {
     );
     assert_eq!(fake.accepted("chat.update").len(), 1);
 
-    let (status, _) = interact(&app, &click("U9", "klaxon_resolve", &id)).await;
+    let (status, _) = interact(&app, &click(&fake, "U9", "klaxon_resolve", &id)).await;
     assert_eq!(status, 200);
     engine.tick().await.unwrap();
     let board = fake.accepted("chat.update").pop().unwrap();
-    assert!(board["blocks"].to_string().contains("Resolved"), "{board}");
+    assert_eq!(status_field(&board["blocks"]), "*Status*\nResolved", "{board}");
     assert!(buttons(&board["blocks"]).is_empty());
     assert_eq!(fake.invalid(), vec![]);
 }

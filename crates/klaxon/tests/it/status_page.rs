@@ -59,22 +59,57 @@ fn set(list: &[&str]) -> BTreeSet<String> {
 /// Statuspage's documented field sets (reference/wire-formats.md); Klaxon may add only these.
 const PAGE: &[&str] = &["id", "name", "url", "time_zone", "updated_at"];
 const COMPONENT: &[&str] = &[
-    "id", "name", "status", "created_at", "updated_at", "position", "description", "showcase", "start_date",
-    "group_id", "page_id", "group", "only_show_if_degraded",
+    "id",
+    "name",
+    "status",
+    "created_at",
+    "updated_at",
+    "position",
+    "description",
+    "showcase",
+    "start_date",
+    "group_id",
+    "page_id",
+    "group",
+    "only_show_if_degraded",
 ];
 const INCIDENT: &[&str] = &[
-    "id", "name", "status", "impact", "created_at", "updated_at", "monitoring_at", "resolved_at", "shortlink",
-    "started_at", "page_id", "incident_updates", "components",
+    "id",
+    "name",
+    "status",
+    "impact",
+    "created_at",
+    "updated_at",
+    "monitoring_at",
+    "resolved_at",
+    "shortlink",
+    "started_at",
+    "page_id",
+    "incident_updates",
+    "components",
 ];
 const UPDATE: &[&str] = &[
-    "id", "status", "body", "incident_id", "created_at", "updated_at", "display_at", "affected_components",
-    "deliver_notifications", "tweet_id", "custom_tweet",
+    "id",
+    "status",
+    "body",
+    "incident_id",
+    "created_at",
+    "updated_at",
+    "display_at",
+    "affected_components",
+    "deliver_notifications",
+    "tweet_id",
+    "custom_tweet",
 ];
 
 fn has_fields(v: &Value, documented: &[&str], extensions: &[&str]) {
     let got = keys(v);
     let want = set(documented);
-    assert!(want.is_subset(&got), "missing {:?} in {v}", want.difference(&got).collect::<Vec<_>>());
+    assert!(
+        want.is_subset(&got),
+        "missing {:?} in {v}",
+        want.difference(&got).collect::<Vec<_>>()
+    );
     let extra: Vec<&String> = got.difference(&want).collect();
     assert!(
         extra.iter().all(|k| extensions.contains(&k.as_str())),
@@ -114,7 +149,10 @@ crate::status_both!(an_outage_shows_and_clears, |app| {
         .await
         .unwrap()
         .id;
-    for (inc, text) in [(&id, "We are investigating elevated errors on the API."), (&private, "internal")] {
+    for (inc, text) in [
+        (&id, "We are investigating elevated errors on the API."),
+        (&private, "internal"),
+    ] {
         app.client
             .post_update(
                 inc,
@@ -135,7 +173,11 @@ crate::status_both!(an_outage_shows_and_clears, |app| {
     let status_of = |id: &str| comps.iter().find(|c| c["id"] == id).unwrap()["status"].clone();
     assert_eq!(status_of("api"), "major_outage");
     assert_eq!(status_of("auth"), "operational");
-    assert_eq!(status_of("web"), "operational", "a private incident changes no component");
+    assert_eq!(
+        status_of("web"),
+        "operational",
+        "a private incident changes no component"
+    );
     for c in comps {
         has_fields(c, COMPONENT, &["components"]);
     }
@@ -150,14 +192,23 @@ crate::status_both!(an_outage_shows_and_clears, |app| {
     assert_eq!(inc["id"], id.as_str());
     assert_eq!(inc["impact"], "critical");
     assert_eq!(inc["status"], "investigating");
-    assert_eq!(inc["shortlink"], format!("https://status.example.com/status/incidents/{id}"));
+    assert_eq!(
+        inc["shortlink"],
+        format!("https://status.example.com/status/incidents/{id}")
+    );
     assert!(inc["next_update_at"].is_string(), "SEV-1 cadence gives a next update");
     let upd = &inc["incident_updates"][0];
     has_fields(upd, UPDATE, &[]);
     assert_eq!(upd["body"], "We are investigating elevated errors on the API.");
     assert_eq!(upd["affected_components"][0]["code"], "api");
     assert_eq!(upd["affected_components"][0]["new_status"], "major_outage");
-    assert_eq!(json(&app, "/api/v2/incidents/unresolved.json").await["incidents"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        json(&app, "/api/v2/incidents/unresolved.json").await["incidents"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     // The HTML page: banner, component, update, next update; no JavaScript.
     let (code, html, h) = get(&app, "/status").await;
@@ -177,7 +228,10 @@ crate::status_both!(an_outage_shows_and_clears, |app| {
     ] {
         assert!(html.contains(want), "/status lacks {want:?}");
     }
-    assert!(!html.contains("Secret thing") && !html.contains("<script"), "private incident or script on the page");
+    assert!(
+        !html.contains("Secret thing") && !html.contains("<script"),
+        "private incident or script on the page"
+    );
     let (code, one, _) = get(&app, &format!("/status/incidents/{id}")).await;
     assert_eq!(code, 200);
     assert!(one.contains("API returning 500s"));
@@ -219,11 +273,17 @@ crate::status_both!(an_outage_shows_and_clears, |app| {
     assert!(html2.contains("All Systems Operational"));
     let (_, atom, h3) = get(&app, "/status/feed.atom").await;
     assert_eq!(h3["content-type"], "application/atom+xml");
-    assert!(atom.contains("<feed") && atom.contains(&id) && atom.contains("Fixed by rolling back."), "{atom}");
+    assert!(
+        atom.contains("<feed") && atom.contains(&id) && atom.contains("Fixed by rolling back."),
+        "{atom}"
+    );
 });
 
 crate::status_both!(maintenance_windows_show_as_scheduled_then_in_progress, |app| {
-    let start = app.clock_now().checked_add(jiff::SignedDuration::from_hours(2)).unwrap();
+    let start = app
+        .clock_now()
+        .checked_add(jiff::SignedDuration::from_hours(2))
+        .unwrap();
     let end = start.checked_add(jiff::SignedDuration::from_hours(1)).unwrap();
     let (code, body) = app
         .raw(
@@ -246,15 +306,23 @@ crate::status_both!(maintenance_windows_show_as_scheduled_then_in_progress, |app
     assert_eq!(m["status"], "scheduled");
     assert_eq!(m["components"][0]["id"], "auth");
     assert!(m["scheduled_for"].is_string() && m["scheduled_until"].is_string());
-    assert!(json(&app, "/api/v2/scheduled-maintenances/active.json").await["scheduled_maintenances"]
-        .as_array()
-        .unwrap()
-        .is_empty());
+    assert!(
+        json(&app, "/api/v2/scheduled-maintenances/active.json").await["scheduled_maintenances"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     app.advance(150);
     app.refresh_status_page().await;
     let sum = json(&app, "/api/v2/summary.json").await;
     assert_eq!(sum["scheduled_maintenances"][0]["status"], "in_progress");
-    let auth = sum["components"].as_array().unwrap().iter().find(|c| c["id"] == "auth").unwrap().clone();
+    let auth = sum["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "auth")
+        .unwrap()
+        .clone();
     assert_eq!(auth["status"], "under_maintenance");
     assert_eq!(sum["status"]["indicator"], "maintenance");
     let (_, html, _) = get(&app, "/status").await;
@@ -309,18 +377,44 @@ crate::status_both!(components_set_by_hand_win_until_cleared, |app| {
         }
     };
     let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    let (code, out, err) = run(args(&["status-page", "set", "auth", "major_outage", "--note", "all logins down"])).await;
+    let (code, out, err) = run(args(&[
+        "status-page",
+        "set",
+        "auth",
+        "major_outage",
+        "--note",
+        "all logins down",
+    ]))
+    .await;
     assert_eq!(code, 0, "{out}{err}");
     let sum = json(&app, "/api/v2/summary.json").await;
-    let auth = sum["components"].as_array().unwrap().iter().find(|c| c["id"] == "auth").unwrap().clone();
-    assert_eq!(auth["status"], "major_outage", "the override wins over the SEV-2's partial outage");
+    let auth = sum["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "auth")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        auth["status"], "major_outage",
+        "the override wins over the SEV-2's partial outage"
+    );
     let (code, out, _) = run(args(&["status-page", "show"])).await;
     assert_eq!(code, 0);
-    assert!(out.contains("auth") && out.contains("major_outage") && out.contains("yes"), "{out}");
+    assert!(
+        out.contains("auth") && out.contains("major_outage") && out.contains("yes"),
+        "{out}"
+    );
     let (code, _, _) = run(args(&["status-page", "clear", "auth"])).await;
     assert_eq!(code, 0);
     let sum = json(&app, "/api/v2/summary.json").await;
-    let auth = sum["components"].as_array().unwrap().iter().find(|c| c["id"] == "auth").unwrap().clone();
+    let auth = sum["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "auth")
+        .unwrap()
+        .clone();
     assert_eq!(auth["status"], "partial_outage");
 
     // Bad input: unknown component 404, unknown status 422 naming the field, viewers 403.
@@ -346,6 +440,117 @@ crate::status_both!(components_set_by_hand_win_until_cleared, |app| {
     let viewer = app.client_with_role(klaxon_domain::wire::TokenRole::Viewer).await;
     assert!(viewer.set_component("api", "major_outage", None).await.is_err());
     let sum = json(&app, "/api/v2/summary.json").await;
-    let api = sum["components"].as_array().unwrap().iter().find(|c| c["id"] == "api").unwrap().clone();
+    let api = sum["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "api")
+        .unwrap()
+        .clone();
     assert_eq!(api["status"], "operational", "refused requests change nothing");
 });
+
+/// Run Debian's headless Chromium on a URL: its serialised DOM, and a
+/// screenshot at this window size.
+fn chromium(url: &str, screenshot: &std::path::Path, size: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let common = |cmd: &mut std::process::Command| {
+        cmd.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            &format!("--user-data-dir={}", profile.path().display()),
+            &format!("--window-size={size}"),
+        ]);
+    };
+    let mut dump = std::process::Command::new("chromium");
+    common(&mut dump);
+    let out = dump
+        .args(["--dump-dom", url])
+        .output()
+        .expect("Debian's chromium must be installed (.ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "chromium --dump-dom: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut shot = std::process::Command::new("chromium");
+    common(&mut shot);
+    let s = shot
+        .args([&format!("--screenshot={}", screenshot.display()), url])
+        .output()
+        .expect("chromium");
+    assert!(
+        s.status.success(),
+        "chromium --screenshot: {}",
+        String::from_utf8_lossy(&s.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sev1_in_a_real_browser() {
+    let app = TestApp::spawn_status("sqlite", Default::default(), page()).await;
+    let id = app
+        .client
+        .declare(&DeclareIncident {
+            title: "Checkout unavailable".into(),
+            severity: Some("SEV-1".into()),
+            services: vec!["api".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .id;
+    app.client
+        .post_update(
+            &id,
+            &PostUpdateRequest {
+                message: "Payments fail for all customers. We are rolling back.".into(),
+                public: true,
+                status: Some("identified".into()),
+            },
+        )
+        .await
+        .unwrap();
+    app.refresh_status_page().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("{}/status", app.base);
+    for (name, size) in [
+        ("status-page-desktop.png", "1280,1400"),
+        ("status-page-phone.png", "390,1600"),
+    ] {
+        let path = dir.join(name);
+        let _ = std::fs::remove_file(&path);
+        let dom = tokio::task::spawn_blocking({
+            let (url, path) = (url.clone(), path.clone());
+            move || chromium(&url, &path, size)
+        })
+        .await
+        .unwrap();
+        for want in [
+            "Partial System Outage",
+            "Checkout unavailable",
+            "Payments fail for all customers. We are rolling back.",
+            "Identified",
+            "Next update:",
+            "Public API",
+            "Major outage",
+        ] {
+            assert!(dom.contains(want), "the browser's DOM lacks {want:?}");
+        }
+        assert!(
+            dom.contains("class=\"major_outage\" title="),
+            "today's bar of the API shows the outage"
+        );
+        let png = std::fs::read(&path).unwrap();
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 10_000,
+            "{name}: {} bytes",
+            png.len()
+        );
+    }
+}

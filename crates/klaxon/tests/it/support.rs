@@ -138,7 +138,16 @@ impl TestApp {
             status_page: Some(page),
             ..Default::default()
         };
-        Self::spawn_inner(backend, catalog, AuthSettings::default(), vec![], (0, 0), (0, 0), extras).await
+        Self::spawn_inner(
+            backend,
+            catalog,
+            AuthSettings::default(),
+            vec![],
+            (0, 0),
+            (0, 0),
+            extras,
+        )
+        .await
     }
 
     /// With provider settings for the inbound hooks (Slack signing secret,
