@@ -43,6 +43,10 @@ pub struct StatusPageConfig {
     /// Days of history on the page (default 90).
     #[serde(default = "ninety")]
     pub history_days: u32,
+    /// Also serve the page (and nothing else) on this address, e.g. for
+    /// `status.example.com` behind its own proxy: `0.0.0.0:8081`.
+    #[serde(default)]
+    pub listen: Option<String>,
 }
 
 impl Default for StatusPageConfig {
@@ -56,6 +60,7 @@ impl Default for StatusPageConfig {
             footer_links: vec![],
             components: vec![],
             history_days: ninety(),
+            listen: None,
         }
     }
 }

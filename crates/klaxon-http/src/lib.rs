@@ -2,6 +2,7 @@
 //! document, health, readiness and metrics.
 
 mod alerting;
+mod checks;
 mod error;
 mod extract;
 mod incidents;
@@ -127,6 +128,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/schedules/{id}/oncall", get(schedules::oncall))
         .route("/schedules/{id}/shifts", get(schedules::shifts))
+        .route("/checks", get(checks::list))
+        .route("/checks/{name}/history", get(checks::history))
+        .route("/checks/{name}/run", post(checks::run))
         .route("/severities", get(ops::severities))
         .route("/catalog", get(ops::catalog))
         .route("/openapi.json", get(openapi::document))

@@ -39,6 +39,8 @@ pub struct AppState {
     pub public_url: Option<String>,
     /// The public status page, rendered in memory.
     pub status_page: Arc<crate::status_page::StatusPage>,
+    /// Health checks of this node (`checks:` in klaxon.yaml), if any.
+    pub checks: Option<Arc<klaxon_probes::Prober>>,
 }
 
 impl AppState {
@@ -68,6 +70,7 @@ impl AppState {
             channels: Arc::default(),
             public_url: None,
             status_page: Arc::default(),
+            checks: None,
         }
     }
 

@@ -164,6 +164,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     state.public_url = r.config.file.engine.public_url.clone();
     if let Some(p) = &r.config.file.status_page {
         state.status_page = Arc::new(klaxon_http::status_page::StatusPage::new(p.value.clone()));
+        if let Some(listen) = &p.value.listen {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("status_page.listen: binding {listen}"))?;
+            let page = klaxon_http::status_page::public_routes(state.status_page.clone());
+            eprintln!("Status page on http://{}/status", listener.local_addr()?);
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, page).await {
+                    tracing::error!(error = %e, "the status page listener stopped");
+                }
+            });
+        }
     }
     let app = Application::build(state, &r.listen)
         .await

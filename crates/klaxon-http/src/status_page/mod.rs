@@ -299,6 +299,14 @@ pub async fn serve(State(page): State<Arc<StatusPage>>, uri: Uri, headers: Heade
         .into_response()
 }
 
+/// The page alone, for its own listener (`status_page.listen`): `/` leads to `/status`.
+pub fn public_routes(page: Arc<StatusPage>) -> axum::Router {
+    routes(page).route(
+        "/",
+        axum::routing::get(|| async { axum::response::Redirect::permanent("/status") }),
+    )
+}
+
 /// The status page's routes (no tracing or metrics layers: they are the hot path).
 pub fn routes(page: Arc<StatusPage>) -> axum::Router {
     use axum::routing::get;

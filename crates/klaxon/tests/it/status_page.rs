@@ -554,3 +554,67 @@ async fn a_sev1_in_a_real_browser() {
         );
     }
 }
+
+/// `status_page.listen`: the real binary serves the page alone on a second address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_can_have_its_own_listener() {
+    klaxon_client::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = format!(
+        "status_page:\n  name: Own Host Status\n  listen: 127.0.0.1:{port}\n  components:\n    - {{id: api, name: Public API}}\n"
+    );
+    std::fs::write(dir.path().join("klaxon.yaml"), cfg).unwrap();
+    let db = format!("sqlite://{}", dir.path().join("k.db").display());
+    let server = crate::cli::serve_env(
+        dir.path(),
+        Some(&db),
+        Some(crate::support::ADMIN),
+        &["--config", "klaxon.yaml"],
+        &[],
+    );
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let own = format!("http://127.0.0.1:{port}");
+    let mut page = None;
+    for _ in 0..50 {
+        match http.get(format!("{own}/status")).send().await {
+            Ok(r) if r.status() == 200 => {
+                page = Some(r.text().await.unwrap());
+                break;
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+    let page = page.expect("the status page answers on its own address");
+    assert!(page.contains("Own Host Status") && page.contains("Public API"));
+    let root = http.get(format!("{own}/")).send().await.unwrap();
+    assert_eq!(root.status().as_u16(), 308);
+    assert_eq!(root.headers()["location"], "/status");
+    // Only the page: the API is not on this address.
+    assert_eq!(
+        http.get(format!("{own}/api/v1/incidents"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
+    // And the page is on the main address too.
+    assert_eq!(
+        http.get(format!("{}/status", server.url))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+}
