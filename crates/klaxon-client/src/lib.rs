@@ -369,6 +369,27 @@ impl Client {
             .await
     }
 
+    /// Health checks with state, last result and uptime.
+    pub async fn checks(&self) -> Result<Vec<serde_json::Value>> {
+        self.get("/api/v1/checks").await
+    }
+
+    /// Raw results of a check over the last `hours` (1-48).
+    pub async fn check_history(&self, name: &str, hours: Option<u32>) -> Result<Vec<serde_json::Value>> {
+        let q: Vec<(&str, String)> = hours.map(|h| ("hours", h.to_string())).into_iter().collect();
+        self.send(
+            self.request(Method::GET, &format!("/api/v1/checks/{}/history", path_segment(name)))
+                .query(&q),
+        )
+        .await
+    }
+
+    /// Run a check now; the result is recorded.
+    pub async fn run_check(&self, name: &str) -> Result<serde_json::Value> {
+        self.send(self.request(Method::POST, &format!("/api/v1/checks/{}/run", path_segment(name))))
+            .await
+    }
+
     pub async fn create_silence(&self, req: &CreateSilence) -> Result<serde_json::Value> {
         self.with_body(Method::POST, "/api/v1/silences", req).await
     }

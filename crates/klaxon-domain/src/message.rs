@@ -22,6 +22,8 @@ pub mod types {
     pub const REOPENED: &str = "incident.reopened";
     pub const SEVERITY_CHANGED: &str = "incident.severity_changed";
     pub const ESCALATION_REQUESTED: &str = "incident.escalation_requested";
+    /// The double opt-in message of a status page email subscription.
+    pub const SUBSCRIPTION_CONFIRM: &str = "subscription.confirm";
 }
 
 /// The incident as a notification shows it.
@@ -94,9 +96,13 @@ pub struct Envelope {
     /// When the next stakeholder update is due.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_due: Option<Timestamp>,
-    /// Stakeholder messages: the communication destination's name.
+    /// Stakeholder messages: the communication destination's name
+    /// (`status-page-subscribers` for status page subscribers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination: Option<String>,
+    /// Status page subscribers: the link that ends the subscription.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsubscribe_url: Option<String>,
 }
 
 impl Envelope {

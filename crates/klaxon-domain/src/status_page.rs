@@ -286,6 +286,22 @@ pub struct ComponentOverride {
     pub note: Option<String>,
 }
 
+/// Someone told about public updates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Subscriber {
+    pub id: String,
+    /// `email` or `webhook`.
+    pub kind: String,
+    pub address: String,
+    /// `pending` (email, until confirmed), `confirmed` or `unsubscribed`.
+    pub state: String,
+    /// Confirms or ends this subscription (in the links of its messages).
+    #[serde(skip)]
+    pub token: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+}
+
 // ---- Statuspage API v2 shapes ----
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -91,7 +91,12 @@ pub async fn plan_comms(
     };
     let (text, public, number) = message_of(&event.kind, &event.actor);
     let audience = comms.audience(&severity_at(&timeline[..=idx], &inc.severity), ev, public);
-    if audience.is_empty() {
+    let subscribers = if ev == CommEvent::Updated && public && !inc.private {
+        store.confirmed_subscribers().await?
+    } else {
+        vec![]
+    };
+    if audience.is_empty() && subscribers.is_empty() {
         return Ok(done(vec![]));
     }
     let incident = EnvelopeIncident::of(inc, env.public_url);
@@ -104,7 +109,7 @@ pub async fn plan_comms(
         incident.url.clone(),
     );
     let message = env.templates.render_or_plain(ev.template(), &cx);
-    let notifications = audience
+    let mut notifications: Vec<NewNotification> = audience
         .into_iter()
         .map(|d| {
             let key = format!("{}:{}:{}:{}", inc.id, ev.as_str(), event.seq, d.name);
@@ -122,6 +127,7 @@ pub async fn plan_comms(
                 round: None,
                 update_due: inc.next_update_due,
                 destination: Some(d.name.clone()),
+                unsubscribe_url: None,
             };
             NewNotification {
                 idempotency_key: key,
@@ -136,5 +142,44 @@ pub async fn plan_comms(
             }
         })
         .collect();
+    if !subscribers.is_empty() {
+        let page = env.templates.render_or_plain("status-page-update", &cx);
+        let base = env.status_page_url.unwrap_or_default().trim_end_matches('/');
+        notifications.extend(subscribers.iter().map(|s| {
+            let key = format!("{}:status-page:{}:{}", inc.id, event.seq, s.id);
+            let unsubscribe = format!("{base}/status/subscriptions/{}/unsubscribe", s.token);
+            let mut message = page.clone();
+            if s.kind == "email" {
+                message.body = format!("{}\n\n--\nUnsubscribe: {unsubscribe}\n", message.body.trim_end());
+            }
+            let body = Envelope {
+                event_type: ev.event_type().to_string(),
+                idempotency_key: key.clone(),
+                incident: incident.clone(),
+                message,
+                sent_at: now,
+                reason: "status_page".into(),
+                user: None,
+                policy: None,
+                level: None,
+                level_name: None,
+                round: None,
+                update_due: inc.next_update_due,
+                destination: Some("status-page-subscribers".into()),
+                unsubscribe_url: Some(unsubscribe),
+            };
+            NewNotification {
+                idempotency_key: key,
+                user_id: String::new(),
+                channel: s.kind.clone(),
+                contact: format!("subscriber {}", s.id),
+                address: s.address.clone(),
+                body: body.to_json(),
+                due_at: now,
+                cancel_on_ack: false,
+                message: true,
+            }
+        }));
+    }
     Ok(done(notifications))
 }

@@ -15,6 +15,8 @@ use klaxon_store::{ClaimedTimer, Collection, NewNotification, StepOutcome, Store
 pub struct Fire<'a> {
     pub public_url: Option<&'a str>,
     pub templates: &'a Templates,
+    /// Base URL of the public status page (links for subscribers).
+    pub status_page_url: Option<&'a str>,
 }
 
 /// Users a level's targets resolve to at `now`, in order, without repeats,
@@ -163,6 +165,7 @@ pub fn notifications_for(users: &[User], cx: &PageContext<'_>) -> (Vec<NewNotifi
                 round: cx.step.map(|s| s.round),
                 update_due: inc.next_update_due,
                 destination: None,
+                unsubscribe_url: None,
             };
             out.push(NewNotification {
                 idempotency_key: key,

@@ -43,6 +43,8 @@ pub struct EngineSettings {
     pub public_url: Option<String>,
     /// Paging rules and the update reminder lead.
     pub catalog: Arc<klaxon_domain::config::Catalog>,
+    /// Base URL of the public status page, for subscribers' links.
+    pub status_page_url: Option<String>,
     /// Message templates in force.
     pub templates: Arc<klaxon_domain::templates::Templates>,
     /// Fault injection for the failover test: after claiming an escalation
@@ -61,6 +63,7 @@ impl Default for EngineSettings {
             stall_at_step: None,
             catalog: Arc::default(),
             templates: Arc::default(),
+            status_page_url: None,
         }
     }
 }
@@ -184,6 +187,7 @@ impl Engine {
         let env = escalate::Fire {
             public_url: self.settings.public_url.as_deref(),
             templates: &self.settings.templates,
+            status_page_url: self.settings.status_page_url.as_deref(),
         };
         let cat = &self.settings.catalog;
         let out = match t.kind.as_str() {

@@ -30,7 +30,7 @@ use crate::incidents::run;
 use crate::state::AppState;
 
 /// How far a request's timestamp may be from now.
-const MAX_SKEW_SECONDS: i64 = 300;
+const MAX_SKEW_SECONDS: u64 = 300;
 
 /// `callback_id` and input of the Update modal.
 const UPDATE_VIEW: &str = "klaxon_update";
@@ -56,7 +56,7 @@ async fn verify(s: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), Ap
         .parse()
         .map_err(|_| ApiError::unauthorized("X-Slack-Request-Timestamp is not a Unix time"))?;
     let now = s.clock.now();
-    if (now.as_second() - when).abs() > MAX_SKEW_SECONDS {
+    if now.as_second().abs_diff(when) > MAX_SKEW_SECONDS {
         return Err(ApiError::unauthorized(
             "X-Slack-Request-Timestamp is more than 5 minutes from now (stale or replayed request, or a clock off)",
         ));
@@ -142,8 +142,13 @@ fn line(inc: &Incident) -> String {
         inc.id,
         inc.severity,
         status_word(inc.status.as_str()),
-        inc.title
+        esc(&inc.title)
     )
+}
+
+/// Text shown as mrkdwn must escape `&`, `<` and `>`.
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 /// Slack escapes `&`, `<` and `>` in a command's text.
@@ -221,10 +226,10 @@ async fn command_inner(s: &AppState, headers: &HeaderMap, body: &[u8]) -> Result
                         "{who} {done} *{}* ({}): {}",
                         after.id,
                         status_word(after.status.as_str()),
-                        after.title
+                        esc(&after.title)
                     );
                     if sub == "update" || (sub == "resolve" && !text.is_empty()) {
-                        msg.push_str(&format!("\n> {text}"));
+                        msg.push_str(&format!("\n> {}", esc(text)));
                     }
                     Ok(reply(true, msg))
                 }
@@ -274,7 +279,7 @@ async fn declare(s: &AppState, who: String, rest: &str) -> Result<Response, ApiE
             tracing::info!(incident = %inc.id, severity = %inc.severity, "incident declared from Slack");
             Ok(reply(
                 true,
-                format!("{who} declared *{}* [{}]: {}", inc.id, inc.severity, inc.title),
+                format!("{who} declared *{}* [{}]: {}", inc.id, inc.severity, esc(&inc.title)),
             ))
         }
         Err(e) => {
@@ -297,7 +302,7 @@ async fn status(s: &AppState, rest: &str) -> Result<Response, ApiError> {
         let mut text = format!(
             "*{}* {}\nSeverity: {} · Status: {} · Declared: {}",
             inc.id,
-            inc.title,
+            esc(&inc.title),
             inc.severity,
             status_word(inc.status.as_str()),
             inc.declared_at.strftime("%Y-%m-%d %H:%M UTC")
@@ -423,25 +428,17 @@ async fn replace_original(s: &AppState, url: &str, inc: &Incident, what: &str) {
     } else {
         klaxon_domain::message::types::ACKNOWLEDGED
     };
-    let env = klaxon_domain::message::Envelope {
-        event_type: event_type.into(),
-        idempotency_key: String::new(),
-        incident: klaxon_domain::message::EnvelopeIncident::of(inc, s.public_url.as_deref()),
-        message: klaxon_domain::templates::Rendered {
-            name: "slack-action".into(),
-            subject: what.to_string(),
-            body: what.to_string(),
-            short: what.to_string(),
-        },
-        sent_at: s.clock.now(),
-        reason: "slack".into(),
-        user: None,
-        policy: None,
-        level: None,
-        level_name: None,
-        round: None,
-        update_due: None,
-        destination: None,
+    // Built from JSON so that fields added to the envelope later default.
+    let env = json!({
+        "type": event_type,
+        "idempotency_key": "",
+        "incident": klaxon_domain::message::EnvelopeIncident::of(inc, s.public_url.as_deref()),
+        "message": {"name": "slack-action", "subject": what, "body": what, "short": what},
+        "sent_at": s.clock.now(),
+        "reason": "slack",
+    });
+    let Ok(env) = serde_json::from_value::<klaxon_domain::message::Envelope>(env) else {
+        return;
     };
     let body = json!({"replace_original": true, "text": what, "blocks": message_blocks(&env, true)});
     let Ok(http) = klaxon_engine::channels::http_client(s.channels.timeout().min(Duration::from_secs(2))) else {
@@ -467,7 +464,7 @@ fn field_error(message: &str) -> Response {
 
 /// The Update modal: one text input; submitting it posts a stakeholder update.
 pub fn update_view(incident_id: &str, title: &str) -> Value {
-    let heading = format!("*{incident_id}* {title}");
+    let heading = format!("*{incident_id}* {}", esc(title));
     json!({
         "type": "modal",
         "callback_id": UPDATE_VIEW,

@@ -18,6 +18,7 @@ mod outbox;
 mod probes;
 mod schedules;
 mod status_page;
+mod subscribers;
 mod timers;
 mod tokens;
 

@@ -180,11 +180,20 @@ async fn arm_comms(
     cat: &Catalog,
 ) -> Result<bool, StoreError> {
     let mut armed = false;
+    let mut subscribers: Option<bool> = None;
     for e in events {
-        let Some(ev) = cat.communication.wants(&e.kind) else {
-            continue;
-        };
-        if cat.communication.audience(&inc.severity, ev, true).is_empty() {
+        let public_update = !inc.private && matches!(e.kind, EventKind::UpdatePosted { public: true, .. });
+        let rules = cat
+            .communication
+            .wants(&e.kind)
+            .is_some_and(|ev| !cat.communication.audience(&inc.severity, ev, true).is_empty());
+        if !rules && public_update && subscribers.is_none() {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM subscribers WHERE state = 'confirmed'")
+                .fetch_one(&mut **tx)
+                .await?;
+            subscribers = Some(n > 0);
+        }
+        if !(rules || (public_update && subscribers == Some(true))) {
             continue;
         }
         sqlx::query(

@@ -64,6 +64,8 @@ pub struct FileConfig {
     pub communication: Option<Spanned<klaxon_domain::communication::Communication>>,
     /// The public status page: name, branding, components (see docs/status-page.md).
     pub status_page: Option<Spanned<klaxon_domain::status_page::StatusPageConfig>>,
+    /// Health checks run by the prober (see docs/checks.md).
+    pub checks: Option<Vec<Spanned<klaxon_probes::CheckSpec>>>,
     /// Replacements of the shipped message templates, by name (see docs/templates.md).
     pub templates: Option<Spanned<std::collections::BTreeMap<String, klaxon_domain::templates::TemplateSource>>>,
 }
@@ -468,6 +470,27 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             .validate()
             .map_err(|e| err(p.referenced.line(), &format!("status_page.{}", e.field), e.message))?;
     }
+    for (i, c) in fc.checks.iter().flatten().enumerate() {
+        check("checks", i, c.referenced.line(), c.value.validate())?;
+        if fc.checks.iter().flatten().take(i).any(|o| o.value.name == c.value.name) {
+            return Err(err(
+                c.referenced.line(),
+                &format!("checks[{i}].name"),
+                format!("check {:?} is defined twice", c.value.name),
+            ));
+        }
+        let sev = &c.value.severity;
+        if cat.severities.find(sev).is_none() {
+            return Err(err(
+                c.referenced.line(),
+                &format!("checks[{i}].severity"),
+                format!(
+                    "{sev:?} is not a level of the scheme ({})",
+                    cat.severities.keys().join(", ")
+                ),
+            ));
+        }
+    }
     if let Some(d) = fc.engine.update_reminder {
         cat.update_reminder = d;
     }
@@ -586,6 +609,7 @@ mod tests {
         let docs = [
             ("docs/configuration.md", include_str!("../../../docs/configuration.md")),
             ("docs/communication.md", include_str!("../../../docs/communication.md")),
+            ("docs/checks.md", include_str!("../../../docs/checks.md")),
             ("docs/status-page.md", include_str!("../../../docs/status-page.md")),
         ];
         let mut n = 0;

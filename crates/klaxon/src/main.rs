@@ -6,6 +6,7 @@ mod bench_engine;
 mod bench_ingest;
 mod cli;
 mod cli_alerting;
+mod cli_checks;
 mod cli_oncall;
 mod cli_paging;
 mod cli_status_page;
@@ -98,6 +99,9 @@ enum Command {
     /// Message templates: list, show, preview for an incident.
     #[command(subcommand)]
     Template(cli_paging::TemplateCmd),
+    /// Health checks (probes): list, run one now, history.
+    #[command(subcommand)]
+    Check(cli_checks::CheckCmd),
     /// Check configuration.
     #[command(subcommand)]
     Config(cli::ConfigCmd),
@@ -150,6 +154,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Notification(cmd) => cli_paging::notification(&client()?, cmd, cli.json).await,
         Command::StatusPage(cmd) => cli_status_page::run(&client()?, cmd, cli.json).await,
         Command::Template(cmd) => cli_paging::template(&client()?, cmd, cli.json).await,
+        Command::Check(cmd) => cli_checks::check(&client()?, cmd, cli.json).await,
         Command::Config(cmd) => cli::config(cmd, cli.json),
         Command::Token(cmd) => cli::token(&client()?, cmd, cli.json).await,
         Command::Bench(cmd) => bench::run(cmd, &cli.url, cli.token.clone())

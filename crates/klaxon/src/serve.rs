@@ -171,21 +171,43 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             let page = klaxon_http::status_page::public_routes(state.status_page.clone());
             eprintln!("Status page on http://{}/status", listener.local_addr()?);
             tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, page).await {
+                let svc = page.into_make_service_with_connect_info::<std::net::SocketAddr>();
+                if let Err(e) = axum::serve(listener, svc).await {
                     tracing::error!(error = %e, "the status page listener stopped");
                 }
             });
         }
     }
+    let checks: Vec<_> = r.config.file.checks.iter().flatten().map(|c| c.value.clone()).collect();
+    if !checks.is_empty() {
+        let prober = klaxon_probes::Prober::new(store.clone(), clock.clone(), state.ingestor.clone(), checks, 8)
+            .await
+            .context("setting up health checks")?;
+        state.checks = Some(prober);
+    }
+    let prober = state.checks.clone();
+    let channels = channels(&store, &r.config)?;
+    let page = state.status_page.clone();
     let app = Application::build(state, &r.listen)
         .await
         .with_context(|| format!("listening on {}", r.listen))?;
     let addr = app.local_addr()?;
+    if let Some(mail) = channels.get("email") {
+        page.set_mailer(mail.clone());
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let engine = match engine(&store, clock, catalog_for_engine, &r.config)? {
+    let engine = match engine(&store, clock, catalog_for_engine, &r.config, channels)? {
         Some(e) => {
             tracing::info!(node = e.node(), "engine started");
-            Some(tokio::spawn(e.run(stop_rx)))
+            Some(tokio::spawn(e.run(stop_rx.clone())))
+        }
+        None => None,
+    };
+    // Checks run where the engine runs (see docs/checks.md on several nodes).
+    let prober = match prober.filter(|_| r.config.file.engine.enabled != Some(false)) {
+        Some(p) => {
+            tracing::info!(checks = p.checks().len(), "health checks started");
+            Some(tokio::spawn(p.run(stop_rx.clone())))
         }
         None => None,
     };
@@ -196,37 +218,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(e) = engine {
         let _ = e.await;
     }
+    if let Some(p) = prober {
+        let _ = p.await;
+    }
     store.close().await;
     Ok(())
 }
 
-/// The engine of this node, unless `engine.enabled` is false.
-fn engine(
-    store: &Store,
-    clock: Arc<dyn Clock>,
-    catalog: Arc<Catalog>,
-    config: &config::Config,
-) -> anyhow::Result<Option<Arc<klaxon_engine::Engine>>> {
+/// The notification channels the configuration sets up.
+fn channels(store: &Store, config: &config::Config) -> anyhow::Result<klaxon_engine::Channels> {
     let cfg = &config.file.engine;
-    if cfg.enabled == Some(false) {
-        return Ok(None);
-    }
-    let mut settings = klaxon_engine::EngineSettings::default();
-    if let Some(l) = cfg.lease {
-        settings.lease = l;
-    }
-    if let Some(p) = cfg.poll_interval {
-        settings.poll_interval = p;
-    }
-    if let Some(m) = cfg.max_attempts {
-        settings.max_attempts = m;
-    }
-    settings.public_url = cfg.public_url.clone();
-    settings.catalog = catalog;
-    settings.templates = Arc::new(config.templates.clone());
-    settings.stall_at_step = std::env::var("KLAXON_FAULT_STALL_AT_STEP")
-        .ok()
-        .and_then(|v| v.parse().ok());
     let secret = std::env::var("KLAXON_WEBHOOK_SECRET")
         .ok()
         .filter(|s| !s.is_empty())
@@ -250,6 +251,43 @@ fn engine(
         .map_err(|e| anyhow::anyhow!(e))
         .context("setting up notification channels")?;
     tracing::info!(channels = ?channels, "notification channels");
+    Ok(channels)
+}
+
+/// The engine of this node, unless `engine.enabled` is false.
+fn engine(
+    store: &Store,
+    clock: Arc<dyn Clock>,
+    catalog: Arc<Catalog>,
+    config: &config::Config,
+    channels: klaxon_engine::Channels,
+) -> anyhow::Result<Option<Arc<klaxon_engine::Engine>>> {
+    let cfg = &config.file.engine;
+    if cfg.enabled == Some(false) {
+        return Ok(None);
+    }
+    let mut settings = klaxon_engine::EngineSettings::default();
+    if let Some(l) = cfg.lease {
+        settings.lease = l;
+    }
+    if let Some(p) = cfg.poll_interval {
+        settings.poll_interval = p;
+    }
+    if let Some(m) = cfg.max_attempts {
+        settings.max_attempts = m;
+    }
+    settings.public_url = cfg.public_url.clone();
+    settings.catalog = catalog;
+    settings.templates = Arc::new(config.templates.clone());
+    settings.status_page_url = config
+        .file
+        .status_page
+        .as_ref()
+        .and_then(|p| p.value.url.clone())
+        .or(cfg.public_url.clone());
+    settings.stall_at_step = std::env::var("KLAXON_FAULT_STALL_AT_STEP")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let node = std::env::var("KLAXON_NODE")
         .ok()
         .filter(|n| !n.is_empty())

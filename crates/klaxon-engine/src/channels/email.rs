@@ -34,6 +34,8 @@ const THREAD_TOPIC: HeaderName = HeaderName::new_from_ascii_str("Thread-Topic");
 const THREAD_INDEX: HeaderName = HeaderName::new_from_ascii_str("Thread-Index");
 const IMPORTANCE: HeaderName = HeaderName::new_from_ascii_str("Importance");
 const X_PRIORITY: HeaderName = HeaderName::new_from_ascii_str("X-Priority");
+const LIST_UNSUBSCRIBE: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe");
+const LIST_UNSUBSCRIBE_POST: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe-Post");
 
 /// The email channel: an SMTP relay, connected to once per message.
 pub struct Email {
@@ -126,6 +128,12 @@ impl Email {
                 THREAD_INDEX,
                 &thread_index(&inc.id, inc.declared_at.as_second(), now_unix, &n.idempotency_key),
             ));
+        if let Some(u) = &env.unsubscribe_url {
+            // RFC 2369 and RFC 8058 (one-click unsubscribe by POST).
+            b = b
+                .raw_header(header(LIST_UNSUBSCRIBE, &format!("<{u}>")))
+                .raw_header(header(LIST_UNSUBSCRIBE_POST, "List-Unsubscribe=One-Click"));
+        }
         if env.is_page() {
             b = b
                 .raw_header(header(IMPORTANCE, "high"))

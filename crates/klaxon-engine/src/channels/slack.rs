@@ -662,6 +662,32 @@ mod tests {
         assert_eq!(incident_channel_name("INC-1", ""), "inc-1");
     }
 
+    fn env(status: &str, title: &str, body: &str) -> Envelope {
+        serde_json::from_value(json!({
+            "type": "incident.updated", "idempotency_key": "k", "sent_at": "2026-11-23T10:00:00Z", "reason": "updated",
+            "incident": {"id": "INC-1", "title": title, "severity": "SEV-1", "status": status,
+                "declared_at": "2026-11-23T10:00:00Z"},
+            "message": {"name": "status-update", "subject": "s", "body": body, "short": "s"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn blocks_stay_within_block_kit_limits() {
+        let b = message_blocks(&env("mitigating", &"t".repeat(300), &"x".repeat(5000)), true);
+        let header = b[0]["text"]["text"].as_str().unwrap();
+        assert_eq!(header.chars().count(), 150);
+        assert!(header.ends_with('…'));
+        let body = b[2]["text"]["text"].as_str().unwrap();
+        assert_eq!(body.chars().count(), 3000);
+        assert_eq!(b[1]["fields"][2]["text"], "*Status*\nMitigating");
+        assert_eq!(b.as_array().unwrap().last().unwrap()["type"], "actions");
+        let closed = message_blocks(&env("closed", "t", "b"), true);
+        assert_ne!(closed.as_array().unwrap().last().unwrap()["type"], "actions");
+        let hook = message_blocks(&env("triggered", "t", "b"), false);
+        assert_ne!(hook.as_array().unwrap().last().unwrap()["type"], "actions");
+    }
+
     #[test]
     fn user_ids_and_redaction() {
         assert!(is_user_id("U024BE7LH") && is_user_id("W012A3CDE"));

@@ -154,6 +154,7 @@ mod tests {
             round: None,
             update_due: None,
             destination: None,
+            unsubscribe_url: None,
         };
         let m = teams_message(&env);
         let card = &m["attachments"][0]["content"];

@@ -333,6 +333,7 @@ mod tests {
             round: None,
             update_due: None,
             destination: None,
+            unsubscribe_url: None,
         }
     }
 

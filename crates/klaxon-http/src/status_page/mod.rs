@@ -9,6 +9,7 @@
 //! what time alone changes (maintenance starting, "next update").
 
 mod render;
+mod subscribe;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -55,10 +56,21 @@ struct Snapshot {
     resources: HashMap<String, Resource>,
 }
 
+/// What the subscription handlers need; set when the page starts.
+struct Deps {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    /// The email channel, for confirmation messages.
+    mailer: std::sync::OnceLock<Arc<dyn klaxon_engine::Channel>>,
+}
+
 /// The status page of this server.
 pub struct StatusPage {
     cfg: StatusPageConfig,
     current: ArcSwap<Snapshot>,
+    deps: std::sync::OnceLock<Deps>,
+    /// Subscriptions per client address (1/s, bursts of 5).
+    limiter: crate::limits::KeyedLimiter,
 }
 
 impl std::fmt::Debug for StatusPage {
@@ -81,6 +93,25 @@ impl StatusPage {
         Self {
             cfg,
             current: ArcSwap::from_pointee(Snapshot::default()),
+            deps: std::sync::OnceLock::new(),
+            limiter: crate::limits::KeyedLimiter::new(1, 5),
+        }
+    }
+
+    /// The page's public base URL (`status_page.url`), without a trailing slash.
+    pub fn base_url(&self) -> String {
+        self.cfg
+            .url
+            .as_deref()
+            .unwrap_or_default()
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// Send subscription confirmations through this email channel.
+    pub fn set_mailer(&self, mailer: Arc<dyn klaxon_engine::Channel>) {
+        if let Some(d) = self.deps.get() {
+            let _ = d.mailer.set(mailer);
         }
     }
 
@@ -222,6 +253,11 @@ impl StatusPage {
 
     /// Keep the page current until the process ends.
     pub fn start(self: &Arc<Self>, store: Store, clock: Arc<dyn Clock>, catalog: Arc<Catalog>) {
+        let _ = self.deps.set(Deps {
+            store: store.clone(),
+            clock: clock.clone(),
+            mailer: std::sync::OnceLock::new(),
+        });
         let me = self.clone();
         tokio::spawn(async move {
             let mut last = None;
@@ -309,8 +345,17 @@ pub fn public_routes(page: Arc<StatusPage>) -> axum::Router {
 
 /// The status page's routes (no tracing or metrics layers: they are the hot path).
 pub fn routes(page: Arc<StatusPage>) -> axum::Router {
-    use axum::routing::get;
+    use axum::routing::{get, post};
     axum::Router::new()
+        .route("/status/subscribe", post(subscribe::subscribe))
+        .route(
+            "/status/subscriptions/{token}/confirm",
+            get(subscribe::confirm_form).post(subscribe::confirm),
+        )
+        .route(
+            "/status/subscriptions/{token}/unsubscribe",
+            get(subscribe::unsubscribe_form).post(subscribe::unsubscribe),
+        )
         .route("/status", get(serve))
         .route("/status/", get(serve))
         .route("/status/{*rest}", get(serve))

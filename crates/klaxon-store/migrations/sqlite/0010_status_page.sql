@@ -6,13 +6,14 @@ CREATE TABLE component_overrides (
     updated_at BIGINT NOT NULL
 );
 
--- Email subscribers confirm by a link (double opt-in); every message carries
--- an unsubscribe link. The token in those links is stored hashed.
+-- Subscribers of the status page. Email subscribers confirm by a link
+-- (double opt-in); every message carries an unsubscribe link with the token,
+-- which only confirms or ends this one subscription.
 CREATE TABLE subscribers (
     id           TEXT   NOT NULL PRIMARY KEY,
     kind         TEXT   NOT NULL,
     address      TEXT   NOT NULL,
-    token_hash   TEXT   NOT NULL CONSTRAINT subscribers_token_key UNIQUE,
+    token        TEXT   NOT NULL CONSTRAINT subscribers_token_key UNIQUE,
     state        TEXT   NOT NULL,
     created_at   BIGINT NOT NULL,
     confirmed_at BIGINT,

@@ -23,14 +23,14 @@ use crate::support::TestApp;
 const PUBLIC_URL: &str = "https://klaxon.example.com";
 
 /// A CA and a server certificate for 127.0.0.1 / localhost, as PEM files.
-struct Pki {
+pub(crate) struct Pki {
     _dir: tempfile::TempDir,
     ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
 }
 
-fn pki() -> Pki {
+pub(crate) fn pki() -> Pki {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -64,13 +64,13 @@ fn pki() -> Pki {
 }
 
 /// One run of `smtp_server.py`; killed when dropped.
-struct SmtpServer {
+pub(crate) struct SmtpServer {
     child: tokio::process::Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 /// `tls`: `none`, `starttls` or `implicit`; `port` 0 for any free port.
-async fn smtp_server(mail: &Path, pki: &Pki, tls: &str, port: u16, auth: Option<&str>) -> SmtpServer {
+pub(crate) async fn smtp_server(mail: &Path, pki: &Pki, tls: &str, port: u16, auth: Option<&str>) -> SmtpServer {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/smtp_server.py");
     let mut cmd = tokio::process::Command::new("python3");
     cmd.arg(script)
@@ -114,21 +114,21 @@ impl SmtpServer {
 }
 
 /// A message as the server stored it, parsed.
-struct Mail {
+pub(crate) struct Mail {
     msg: mail_parser::Message<'static>,
     /// Session facts: `tls`, `starttls`, `login`, `mail_from`, `rcpt_tos`, `ehlo`.
     meta: Value,
 }
 
 impl Mail {
-    fn header(&self, name: &str) -> String {
+    pub(crate) fn header(&self, name: &str) -> String {
         self.msg
             .header_raw(name)
             .unwrap_or_else(|| panic!("no {name} header"))
             .trim()
             .to_string()
     }
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let part = self.msg.text_part(0).expect("a text part");
         assert_eq!(part.content_type().map(|c| c.subtype()), Some(Some("plain")));
         self.msg.body_text(0).unwrap().replace("\r\n", "\n")
@@ -154,7 +154,7 @@ impl Mail {
 }
 
 /// The messages received so far, oldest first.
-fn mails(dir: &Path) -> Vec<Mail> {
+pub(crate) fn mails(dir: &Path) -> Vec<Mail> {
     let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -181,7 +181,7 @@ fn force_rcpt_reply(dir: &Path, reply: Option<&str>) {
     }
 }
 
-fn email_cfg(port: u16, tls: SmtpTls, ca: Option<&Path>, auth: Option<(&str, &str)>) -> ChannelsConfig {
+pub(crate) fn email_cfg(port: u16, tls: SmtpTls, ca: Option<&Path>, auth: Option<(&str, &str)>) -> ChannelsConfig {
     ChannelsConfig {
         email: Some(EmailSettings {
             host: "127.0.0.1".into(),
@@ -230,6 +230,7 @@ async fn enqueue(app: &TestApp, inc: &Incident, event_type: &str, key: &str, to:
         round: None,
         update_due: None,
         destination: Some("stakeholders".into()),
+        unsubscribe_url: None,
     };
     let n = NewNotification {
         idempotency_key: key.into(),

@@ -19,6 +19,7 @@ mod fake_providers;
 mod fake_slack;
 mod ingest;
 mod paging;
+mod probes;
 mod providers;
 mod receiver;
 mod schedules;

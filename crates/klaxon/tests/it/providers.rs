@@ -456,6 +456,7 @@ async fn enqueue(app: &TestApp, id: &str, event_type: &str, channel: &str, addre
         round: None,
         update_due: None,
         destination: Some(format!("{channel}-destination")),
+        unsubscribe_url: None,
     };
     app.store
         .enqueue_notifications(

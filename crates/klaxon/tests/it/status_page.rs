@@ -618,3 +618,152 @@ async fn the_page_can_have_its_own_listener() {
         200
     );
 }
+
+async fn form(app: &TestApp, path: &str, body: &[(&str, &str)]) -> (u16, String) {
+    let r = reqwest::Client::new()
+        .post(format!("{}{path}", app.base))
+        .form(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn public_update(app: &TestApp, id: &str, text: &str, public: bool) {
+    app.client
+        .post_update(
+            id,
+            &PostUpdateRequest {
+                message: text.into(),
+                public,
+                status: None,
+            },
+        )
+        .await
+        .unwrap();
+}
+
+crate::status_both!(subscribers_confirm_then_hear_public_updates_until_they_leave, |app| {
+    use klaxon_engine::channels::settings::SmtpTls;
+    let mail_dir = tempfile::tempdir().unwrap();
+    let pki = crate::email::pki();
+    let smtp = crate::email::smtp_server(mail_dir.path(), &pki, "none", 0, None).await;
+    let cfg = crate::email::email_cfg(smtp.port, SmtpTls::None, None, None);
+    let channels = klaxon_engine::channels::build(
+        &cfg,
+        &klaxon_engine::ChannelDeps {
+            store: app.store.clone(),
+            public_url: None,
+            webhook_secret: crate::support::WEBHOOK_SECRET.into(),
+        },
+    )
+    .unwrap();
+    app.status_page.set_mailer(channels.get("email").unwrap().clone());
+    let engine = app.engine_with("node-a", &cfg, None);
+    let mails = || crate::email::mails(mail_dir.path());
+
+    // Bad input first: nothing stored, nothing sent.
+    assert_eq!(form(&app, "/status/subscribe", &[]).await.0, 400);
+    let (code, body) = form(&app, "/status/subscribe", &[("email", "not-an-email")]).await;
+    assert_eq!(code, 422);
+    assert!(body.contains("email:"), "the page names the field: {body}");
+    assert_eq!(form(&app, "/status/subscribe", &[("webhook", "ftp://x")]).await.0, 422);
+    assert!(app.store.subscribers().await.unwrap().is_empty());
+
+    // Double opt-in.
+    let (code, body) = form(&app, "/status/subscribe", &[("email", "reader@example.com")]).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("Check your inbox"));
+    let got = mails();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].header("Subject"), "Confirm your subscription to Acme Status");
+    let text = got[0].text();
+    let link = text
+        .split_whitespace()
+        .find(|w| w.contains("/status/subscriptions/") && w.ends_with("/confirm"))
+        .unwrap_or_else(|| panic!("no confirmation link in {text}"))
+        .to_string();
+    let path = link.trim_start_matches("https://status.example.com");
+    assert!(path.starts_with("/status/subscriptions/"), "{link}");
+
+    // Not confirmed yet: a public update reaches nobody.
+    let id = app
+        .client
+        .declare(&DeclareIncident {
+            title: "Search is slow".into(),
+            severity: Some("SEV-2".into()),
+            services: vec!["api".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .id;
+    public_update(&app, &id, "Searches take 10 s.", true).await;
+    engine.tick().await.unwrap();
+    assert_eq!(mails().len(), 1);
+
+    // Opening the link shows a button (scanners change nothing); the POST confirms.
+    let (code, page, _) = get(&app, path).await;
+    assert_eq!(code, 200);
+    assert!(page.contains("<form method=\"post\""), "{page}");
+    assert_eq!(app.store.confirmed_subscribers().await.unwrap().len(), 0);
+    let (code, body) = form(&app, path, &[]).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("Subscribed"));
+
+    // A webhook subscriber is confirmed at once.
+    let rx = crate::receiver::Receiver::start().await;
+    let (code, body) = form(&app, "/status/subscribe", &[("webhook", &rx.url("subscriber"))]).await;
+    assert_eq!(code, 200, "{body}");
+
+    public_update(&app, &id, "We found a slow index and are rebuilding it.", true).await;
+    public_update(&app, &id, "internal: the rebuild is at 40 %", false).await;
+    engine.tick().await.unwrap();
+    let got = mails();
+    assert_eq!(got.len(), 2, "one update by email; private updates are not sent");
+    let m = &got[1];
+    assert_eq!(m.header("To"), "reader@example.com");
+    assert!(
+        m.text().contains("We found a slow index and are rebuilding it."),
+        "{}",
+        m.text()
+    );
+    let unsubscribe = m.header("List-Unsubscribe");
+    assert!(unsubscribe.contains("/unsubscribe>"), "{unsubscribe}");
+    assert_eq!(m.header("List-Unsubscribe-Post"), "List-Unsubscribe=One-Click");
+    let hooks = rx.received();
+    assert_eq!(hooks.len(), 1);
+    let env = hooks[0].json();
+    assert_eq!(env["destination"], "status-page-subscribers");
+    assert_eq!(env["message"]["name"], "status-page-update");
+    assert_eq!(env["incident"]["id"], id.as_str());
+
+    // One-click unsubscribe (RFC 8058): nothing more.
+    let url = unsubscribe.trim_matches(['<', '>']).to_string();
+    let upath = url.trim_start_matches("https://status.example.com").to_string();
+    let (code, body) = form(&app, &upath, &[("List-Unsubscribe", "One-Click")]).await;
+    assert_eq!(code, 200, "{body}");
+    public_update(&app, &id, "Fixed.", true).await;
+    engine.tick().await.unwrap();
+    assert_eq!(mails().len(), 2, "unsubscribed");
+    assert_eq!(rx.received().len(), 2, "the webhook still hears");
+    assert_eq!(get(&app, "/status/subscriptions/nope/confirm").await.0, 404);
+    drop(smtp);
+});
+
+crate::status_both!(subscribing_is_rate_limited, |app| {
+    let mut codes = vec![];
+    for i in 0..8 {
+        codes.push(
+            form(
+                &app,
+                "/status/subscribe",
+                &[("webhook", &format!("https://hooks.example.com/{i}"))],
+            )
+            .await
+            .0,
+        );
+    }
+    assert!(codes[..5].iter().all(|c| *c == 200), "{codes:?}");
+    assert!(codes.contains(&429), "{codes:?}");
+});

@@ -354,6 +354,7 @@ impl TestApp {
                 klaxon_engine::EngineSettings {
                     catalog: self.catalog.clone(),
                     public_url: public_url.map(str::to_string),
+                    status_page_url: self.status_page.config().url.clone(),
                     ..Default::default()
                 },
                 channels,
