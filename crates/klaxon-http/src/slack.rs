@@ -73,6 +73,14 @@ async fn verify(s: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), Ap
             "this signed request was already received (replay)",
         ));
     }
+    // Signatures older than the window can never be replayed: forget them
+    // (now and then, not on every request).
+    if nonce.ends_with('0') {
+        let before = now.checked_sub(jiff::SignedDuration::from_mins(10)).unwrap_or(now);
+        if let Err(e) = s.store.prune_channel_state("slack:seen:", before).await {
+            tracing::warn!(error = %e, "pruning Slack's replay guard failed");
+        }
+    }
     Ok(())
 }
 

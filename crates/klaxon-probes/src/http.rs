@@ -47,7 +47,11 @@ fn json_matches(actual: &Value, expected: &Value) -> bool {
     }
     match (actual, expected) {
         (Value::String(_), _) => false,
-        (a, Value::String(e)) => a.to_string() == *e,
+        // The number or boolean as JSON text (`Value == str` would only match strings).
+        (a, Value::String(e)) => {
+            let shown = a.to_string();
+            shown == *e
+        }
         (Value::Number(a), Value::Number(e)) => a.as_f64() == e.as_f64(),
         _ => false,
     }

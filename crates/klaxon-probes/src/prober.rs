@@ -43,7 +43,6 @@ pub enum ProberError {
 /// One run: the stored result, the state after it and what the alert did.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
-    pub check: String,
     pub kind: String,
     #[serde(flatten)]
     pub result: ProbeRecord,
@@ -183,9 +182,8 @@ impl Prober {
             }
         }
         self.store.record_probe(&record, &update).await.map_err(store_err)?;
-        metrics_record(spec, result.outcome, result.latency_ms);
+        record_metrics(spec, result.outcome, result.latency_ms);
         Ok(RunReport {
-            check: name.to_string(),
             kind: spec.kind.as_str().to_string(),
             result: record,
             transition: change.filter(|_| alert_error.is_none()).map(|t| match t {
@@ -306,6 +304,11 @@ impl Prober {
     }
 }
 
-fn metrics_record(spec: &CheckSpec, outcome: Outcome, latency_ms: i64) {
+/// `klaxon_check_runs_total{check, outcome}` and `klaxon_check_latency_seconds{check}`.
+fn record_metrics(spec: &CheckSpec, outcome: Outcome, latency_ms: i64) {
+    metrics::counter!("klaxon_check_runs_total", "check" => spec.name.clone(), "outcome" => outcome.as_str())
+        .increment(1);
+    metrics::histogram!("klaxon_check_latency_seconds", "check" => spec.name.clone())
+        .record(latency_ms as f64 / 1000.0);
     tracing::debug!(check = %spec.name, outcome = outcome.as_str(), latency_ms, "check run");
 }

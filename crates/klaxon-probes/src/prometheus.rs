@@ -1,7 +1,8 @@
 //! Prometheus: an instant query (`GET /api/v1/query`) compared with a
-//! threshold. `op`/`threshold` state the failing condition ("error rate
-//! > 0.05"): any sample that meets it is down; `warn_threshold` → degraded.
-//! An empty result is ok (nothing crosses the line), as in alerting rules.
+//! threshold. `op` and `threshold` state the failing condition (error rate
+//! above 0.05): any sample that meets it is down; `warn_threshold` gives
+//! degraded. An empty result is ok (nothing crosses the line), as in
+//! alerting rules.
 
 use serde::Deserialize;
 use serde_json::Value;

@@ -28,6 +28,19 @@ impl Store {
         Ok(())
     }
 
+    /// Forget entries under `prefix` (no `%` or `_`) last written before `before` (e.g.
+    /// Slack's replay guard, which only needs the last five minutes).
+    pub async fn prune_channel_state(&self, prefix: &str, before: Timestamp) -> Result<u64, StoreError> {
+        Ok(
+            sqlx::query("DELETE FROM channel_state WHERE key LIKE $1 AND updated_at < $2")
+                .bind(format!("{}%", prefix.replace(['%', '_'], "")))
+                .bind(before.as_millisecond())
+                .execute(&self.write)
+                .await?
+                .rows_affected(),
+        )
+    }
+
     /// Store `value` under `key` unless a value is there; returns the value
     /// in force (the first writer wins, so two nodes agree on one).
     pub async fn put_channel_state_once(&self, key: &str, value: &str, now: Timestamp) -> Result<String, StoreError> {

@@ -323,8 +323,17 @@ async fn tls_probe_measures_certificate_expiry() {
     s.ca_file = Some(ca_file.display().to_string());
     let r = run_probe(&s, t0()).await;
     assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
-    assert!(r.message.contains("expires in 365 days"), "{r:?}");
-    // The HTTP probe verifies with the same CA file over rustls.
+    assert!(r.message.contains("expires in 364 days"), "{r:?}");
+
+    // HTTPS through the HTTP probe (rustls, platform roots): this certificate is refused.
+    let mut h = CheckSpec::new("https", Kind::Http);
+    h.url = Some(format!("https://localhost:{port}/"));
+    h.expected_status = Some(ExpectedStatus::One(StatusItem::Text("5xx".into())));
+    let r = run_probe(&h, t0()).await;
+    assert!(
+        r.outcome == Outcome::Down && r.message.to_lowercase().contains("certificate"),
+        "{r:?}"
+    );
 }
 
 /// A Prometheus stand-in: `GET /api/v1/query?query=...` answered as
@@ -756,4 +765,51 @@ fn klaxon_check_through_the_real_binary() {
     assert!(err.contains("404"), "{err}");
     let (code, out, _) = crate::cli::klaxon(&server.url, None, &["check", "list"]);
     assert_ne!(code, 0, "reads need a token: {out}");
+}
+
+/// The run loop: every check at its interval (real time paces it; the
+/// results carry the manual clock's time), state changes raise alerts, and
+/// it stops when told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prober_runs_checks_at_their_interval() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut open = CheckSpec::new("open-port", Kind::Tcp);
+    open.address = Some(listener.local_addr().unwrap().to_string());
+    open.interval = Duration::from_secs(1);
+    let mut closed = CheckSpec::new("closed-port", Kind::Tcp);
+    closed.address = Some(format!("127.0.0.1:{}", closed_port().await));
+    closed.interval = Duration::from_secs(1);
+    closed.failures_before_down = 2;
+    let app = spawn_checks("sqlite", vec![open, closed], vec![]).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(app.prober.clone().run(stopped));
+    let since = t0() - jiff::SignedDuration::from_hours(1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let open_runs = app.store.probe_history("open-port", since).await.unwrap();
+        let closed_state = app.store.probe_state("closed-port").await.unwrap().unwrap();
+        if open_runs.len() >= 3 && closed_state.state == "down" {
+            assert!(
+                open_runs.iter().all(|r| r.outcome == "ok" && r.at == t0()),
+                "{open_runs:?}"
+            );
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{open_runs:?} {closed_state:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let firing = app.client.alerts(&[("status", "firing".into())]).await.unwrap();
+    assert_eq!(firing["items"][0]["dedup_key"], "check:closed-port", "{firing}");
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+    let n = app.store.probe_history("open-port", since).await.unwrap().len();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        app.store.probe_history("open-port", since).await.unwrap().len(),
+        n,
+        "no runs after stop"
+    );
 }
