@@ -25,7 +25,7 @@ KPID=$!
 trap 'kill $KPID 2>/dev/null; [ -f "$DIR/nginx.pid" ] && kill "$(cat "$DIR/nginx.pid")" 2>/dev/null; true' EXIT
 sleep 2
 export KLAXON_URL=http://127.0.0.1:18090 KLAXON_TOKEN=$TOKEN
-ID=$("$BIN" --json incident declare "Checkout unavailable" --severity SEV-1 --service api | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+ID=$("$BIN" incident declare --json --title "Checkout unavailable" --severity SEV-1 --service api | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 "$BIN" incident post-update "$ID" "Payments fail for all customers. We are rolling back the 13:55 deploy." --public --status identified > /dev/null
 sleep 2
 mkdir -p "$DIR/www/status" "$DIR/www/api/v2"

@@ -248,7 +248,19 @@ async fn tls_server(cert: rcgen::Certificate, key: rcgen::KeyPair) -> u16 {
         while let Ok((s, _)) = l.accept().await {
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let _ = acceptor.accept(s).await;
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let Ok(mut tls) = acceptor.accept(s).await else { return };
+                // An HTTPS client gets a minimal answer; the TLS probe just hangs up.
+                let mut buf = [0u8; 4096];
+                if let Ok(n) = tls.read(&mut buf).await
+                    && n > 0
+                    && buf.starts_with(b"GET / HTTP/1.1\r\n")
+                {
+                    let _ = tls
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\nconnection: close\r\n\r\nhealthy")
+                        .await;
+                    let _ = tls.shutdown().await;
+                }
             });
         }
     });
@@ -262,8 +274,8 @@ fn leaf_until(until: (i32, u8, u8)) -> (String, rcgen::Certificate, rcgen::KeyPa
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.distinguished_name.push(DnType::CommonName, "Klaxon probe test CA");
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-    ca.not_before = rcgen::date_time_ymd(2026, 1, 1);
-    ca.not_after = rcgen::date_time_ymd(2030, 1, 1);
+    ca.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    ca.not_after = rcgen::date_time_ymd(2100, 1, 1);
     let ca_key = KeyPair::generate().unwrap();
     let ca_cert = ca.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca, ca_key);
@@ -271,7 +283,7 @@ fn leaf_until(until: (i32, u8, u8)) -> (String, rcgen::Certificate, rcgen::KeyPa
     leaf.distinguished_name.push(DnType::CommonName, "localhost");
     leaf.use_authority_key_identifier_extension = true;
     leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-    leaf.not_before = rcgen::date_time_ymd(2026, 11, 1);
+    leaf.not_before = rcgen::date_time_ymd(2020, 1, 1);
     leaf.not_after = rcgen::date_time_ymd(until.0, until.1, until.2);
     let key = KeyPair::generate().unwrap();
     let cert = leaf.signed_by(&key, &issuer).unwrap();
@@ -325,15 +337,28 @@ async fn tls_probe_measures_certificate_expiry() {
     assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
     assert!(r.message.contains("expires in 364 days"), "{r:?}");
 
-    // HTTPS through the HTTP probe (rustls, platform roots): this certificate is refused.
+    // HTTPS through the HTTP probe (rustls; verification at the machine's
+    // time, so this leaf is valid until 2099).
+    let (ca_pem, cert, key) = leaf_until((2099, 1, 1));
+    let ca_file = dir.path().join("https-ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let port = tls_server(cert, key).await;
     let mut h = CheckSpec::new("https", Kind::Http);
     h.url = Some(format!("https://localhost:{port}/"));
-    h.expected_status = Some(ExpectedStatus::One(StatusItem::Text("5xx".into())));
+    h.body_contains = Some("healthy".into());
+    h.validate().unwrap();
     let r = run_probe(&h, t0()).await;
     assert!(
         r.outcome == Outcome::Down && r.message.to_lowercase().contains("certificate"),
-        "{r:?}"
+        "not trusted without the CA: {r:?}"
     );
+    h.ca_file = Some(ca_file.display().to_string());
+    let r = run_probe(&h, t0()).await;
+    assert_eq!(r.outcome, Outcome::Ok, "trusted through ca_file: {r:?}");
+    h.ca_file = None;
+    h.tls_verify = Some(false);
+    let r = run_probe(&h, t0()).await;
+    assert_eq!(r.outcome, Outcome::Ok, "tls_verify: false: {r:?}");
 }
 
 /// A Prometheus stand-in: `GET /api/v1/query?query=...` answered as
@@ -583,6 +608,17 @@ async fn check_down_opens_incident_and_recovery_resolves(backend: &str) {
     let e = c.check_history("api-health", Some(49)).await.unwrap_err();
     assert_eq!(e.status(), Some(422), "{e}");
     assert_eq!(app.prober.checks().len(), 1);
+    let metrics = reqwest::get(format!("{}/metrics", c.base_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"klaxon_check_runs_total{check="api-health",outcome="down"}"#)
+            && metrics.contains("klaxon_check_latency_seconds_bucket{check=\"api-health\""),
+        "{metrics}"
+    );
     let st = app.store.probe_state("api-health").await.unwrap().unwrap();
     assert_eq!(
         (st.state.as_str(), st.failures, st.component.as_deref()),
