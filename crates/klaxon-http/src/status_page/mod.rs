@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use klaxon_domain::Clock;
 use klaxon_domain::config::Catalog;
-use klaxon_domain::status_page::{ComponentOverride, PageInput, StatusPageConfig, build};
+use klaxon_domain::status_page::{ComponentOverride, ComponentStatus, PageInput, StatusPageConfig, build};
 use klaxon_store::Store;
 use sha2::Digest;
 
@@ -136,6 +136,27 @@ impl StatusPage {
             .documents(klaxon_store::Collection::ComponentOverrides)
             .await
             .map_err(|e| format!("reading component overrides: {e}"))?;
+        // Health checks: a check that is down takes its component to a major
+        // outage, a degraded result to degraded performance.
+        let probes: Vec<(String, ComponentStatus)> = store
+            .probe_states()
+            .await
+            .map_err(|e| format!("reading check states: {e}"))?
+            .into_iter()
+            .filter_map(|p| {
+                let status = match (p.state.as_str(), p.last.as_ref().map(|l| l.outcome.as_str())) {
+                    ("down", _) => ComponentStatus::MajorOutage,
+                    (_, Some("degraded")) => ComponentStatus::DegradedPerformance,
+                    _ => return None,
+                };
+                p.component.map(|c| (c, status))
+            })
+            .collect();
+        let days = cfg.history_days.min(90);
+        let probe_days = store
+            .component_uptime(days, now)
+            .await
+            .map_err(|e| format!("reading check uptime: {e}"))?;
         let updated_at = incidents
             .iter()
             .filter(|p| p.is_public())
@@ -148,7 +169,7 @@ impl StatusPage {
             incidents: &incidents,
             maintenances: &maintenances,
             overrides: &overrides,
-            probes: &[],
+            probes: &probes,
             now,
             updated_at,
         });
@@ -162,7 +183,6 @@ impl StatusPage {
             updated: clock.show(now),
             time_zone: cfg.time_zone.clone(),
         };
-        let days = cfg.history_days.min(90);
         let mut r: HashMap<String, Resource> = HashMap::new();
         let json = |v: serde_json::Value| Resource::new(v.to_string(), JSON);
         let page_json = serde_json::to_value(&summary.page).unwrap_or_default();
@@ -219,7 +239,7 @@ impl StatusPage {
                 .map(|m| incident_view(m, &clock))
                 .collect(),
             incidents: summary.incidents.iter().map(|i| incident_view(i, &clock)).collect(),
-            groups: groups(&summary, &history, days, now, &clock),
+            groups: groups(&summary, &history, &probe_days, days, now, &clock),
             days,
         }
         .render()

@@ -5,6 +5,7 @@ use askama::Template;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use klaxon_domain::status_page::{ComponentStatus, FooterLink, PageIncidentJson, StatusPageConfig, Summary};
+use klaxon_store::ComponentDay;
 
 /// What every page shows around its content.
 pub struct PageView {
@@ -150,11 +151,13 @@ pub fn incident_view(i: &PageIncidentJson, clock: &Clockface) -> IncidentView {
 }
 
 /// Per component and day (oldest first): the worst status of the public
-/// incidents that affected it, and the share of the window it was not in a
-/// partial or major outage.
+/// incidents that affected it and of its health checks, and its uptime: the
+/// checks' share of successful runs when it has checks, else the share of
+/// the window it was not in a partial or major outage.
 pub fn bars(
     component: &str,
     history: &[PageIncidentJson],
+    probe_days: &[ComponentDay],
     days: u32,
     now: Timestamp,
     clock: &Clockface,
@@ -201,7 +204,28 @@ pub fn bars(
             }
         }
     }
-    let uptime = 100.0 * (1.0 - down_ms as f64 / (end - start).max(1) as f64);
+    let mut runs = (0i64, 0i64);
+    let today = now.to_zoned(TimeZone::UTC).date();
+    for d in probe_days.iter().filter(|d| d.component == component) {
+        let ago = i64::from((today - d.day).get_days());
+        let idx = i64::from(days) - 1 - ago;
+        let status = match d.worst.as_str() {
+            "down" if d.uptime < 0.95 => ComponentStatus::MajorOutage,
+            "down" => ComponentStatus::PartialOutage,
+            "degraded" => ComponentStatus::DegradedPerformance,
+            _ => ComponentStatus::Operational,
+        };
+        if let Some(w) = usize::try_from(idx).ok().and_then(|i| worst.get_mut(i)) {
+            *w = (*w).max(status);
+        }
+        runs.0 += d.counts.total;
+        runs.1 += d.counts.ok + d.counts.degraded;
+    }
+    let uptime = if runs.0 > 0 {
+        100.0 * runs.1 as f64 / runs.0 as f64
+    } else {
+        100.0 * (1.0 - down_ms as f64 / (end - start).max(1) as f64)
+    };
     let bars = worst
         .iter()
         .enumerate()
@@ -221,6 +245,7 @@ pub fn bars(
 pub fn groups(
     summary: &Summary,
     history: &[PageIncidentJson],
+    probe_days: &[ComponentDay],
     days: u32,
     now: Timestamp,
     clock: &Clockface,
@@ -230,7 +255,7 @@ pub fn groups(
         if c.only_show_if_degraded && c.status == ComponentStatus::Operational {
             continue;
         }
-        let (bars, uptime) = bars(&c.id, history, days, now, clock);
+        let (bars, uptime) = bars(&c.id, history, probe_days, days, now, clock);
         let view = ComponentView {
             name: c.name.clone(),
             description: c.description.clone(),

@@ -767,3 +767,53 @@ crate::status_both!(subscribing_is_rate_limited, |app| {
     assert!(codes[..5].iter().all(|c| *c == 200), "{codes:?}");
     assert!(codes.contains(&429), "{codes:?}");
 });
+
+crate::status_both!(health_checks_colour_components_and_bars, |app| {
+    use klaxon_store::{ProbeRecord, StateUpdate};
+    let s = &app.store;
+    s.sync_probe("api-health", "http", Some("api"), None).await.unwrap();
+    s.sync_probe("login-health", "http", Some("auth"), None).await.unwrap();
+    let rec = |check: &str, hours_ago: i64, outcome: &str| ProbeRecord {
+        check: check.into(),
+        at: app.clock_now() - jiff::SignedDuration::from_hours(hours_ago),
+        outcome: outcome.into(),
+        latency_ms: 20,
+        message: String::new(),
+    };
+    let state = |st: &str| StateUpdate {
+        state: st.into(),
+        failures: 0,
+        successes: 0,
+        failing_since: None,
+        changed_at: None,
+    };
+    // Two days ago the API was down for 1 of 4 runs; now it is down.
+    for (h, o) in [(50, "ok"), (49, "down"), (48, "ok"), (47, "ok")] {
+        s.record_probe(&rec("api-health", h, o), &state("up")).await.unwrap();
+    }
+    s.record_probe(&rec("api-health", 0, "down"), &state("down"))
+        .await
+        .unwrap();
+    s.record_probe(&rec("login-health", 0, "degraded"), &state("up"))
+        .await
+        .unwrap();
+    s.compact_probes(app.clock_now()).await.unwrap();
+    app.refresh_status_page().await;
+    let sum = json(&app, "/api/v2/summary.json").await;
+    let status_of = |id: &str| {
+        sum["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(status_of("api"), "major_outage", "a check that is down");
+    assert_eq!(status_of("auth"), "degraded_performance", "a degraded result");
+    assert_eq!(status_of("web"), "operational", "no check");
+    let (_, html, _) = get(&app, "/status").await;
+    // 5 runs of which 3 up: 60.00 % for the API, 100.00 % for Login.
+    assert!(html.contains("60.00 % uptime"), "uptime from the checks' runs");
+    assert!(html.contains("class=\"major_outage\" title="), "a red day for the API");
+});
