@@ -65,6 +65,9 @@ async fn uptime(s: &AppState, name: &str, hours: i64) -> ApiResult<Uptime> {
 }
 
 /// Every configured check.
+/// Every configured check with its state, last result and uptime (24 h, 30 d).
+#[utoipa::path(get, path = "/api/v1/checks", tag = "checks", security(("bearer" = [])),
+    responses((status = 200, description = "name, kind, target, state, last result, uptime_24h, uptime_30d")))]
 pub async fn list(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<CheckInfo>>> {
     caller.require(TokenRole::Viewer)?;
     let Some(p) = s.checks.as_deref() else {
@@ -107,6 +110,9 @@ pub struct HistoryQuery {
 }
 
 /// Raw results of one check, oldest first.
+#[utoipa::path(get, path = "/api/v1/checks/{name}/history", tag = "checks", security(("bearer" = [])),
+    params(("name" = String, Path, description = "Check name"), ("hours" = Option<i64>, Query, description = "1-48, default 24")),
+    responses((status = 200, description = "results: check, at, outcome, latency_ms, message"), (status = 404), (status = 422)))]
 pub async fn history(
     State(s): State<AppState>,
     caller: Caller,
@@ -130,6 +136,9 @@ pub async fn history(
 }
 
 /// Run a check now; the result is stored and may raise or resolve its alert.
+#[utoipa::path(post, path = "/api/v1/checks/{name}/run", tag = "checks", security(("bearer" = [])),
+    params(("name" = String, Path, description = "Check name")),
+    responses((status = 200, description = "the result and the check's state"), (status = 404)))]
 pub async fn run(
     State(s): State<AppState>,
     Responder(_c): Responder,

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{alerting, incidents, ingest, ops, paging, people, schedules, status_admin, templates, tokens};
+use crate::{alerting, checks, incidents, ingest, ops, paging, people, schedules, status_admin, templates, tokens};
 
 struct Bearer;
 
@@ -39,10 +39,11 @@ impl Modify for Bearer {
         paging::unack, paging::snooze, paging::reassign, paging::escalate, paging::list_notifications, paging::retry_notification,
         templates::list, templates::get, templates::render, templates::post_update, templates::list_updates,
         status_admin::show, status_admin::set_component, status_admin::clear_component,
+        checks::list, checks::history, checks::run,
         ops::severities, ops::catalog, ops::healthz, ops::readyz, ops::metrics,
     ),
     modifiers(&Bearer),
-    tags((name = "incidents"), (name = "ingest"), (name = "alerting"), (name = "on-call"), (name = "paging"), (name = "communication"), (name = "status page"), (name = "tokens"), (name = "catalog"), (name = "operations"))
+    tags((name = "incidents"), (name = "ingest"), (name = "alerting"), (name = "on-call"), (name = "paging"), (name = "communication"), (name = "status page"), (name = "checks"), (name = "tokens"), (name = "catalog"), (name = "operations"))
 )]
 pub struct ApiDoc;
 
