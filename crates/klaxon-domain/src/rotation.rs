@@ -162,21 +162,29 @@ impl Layer {
         Some(k)
     }
 
+    /// Is `t` inside one of the restriction windows? Windows are instants
+    /// computed like the boundaries of [`Layer::shifts`] (a local time in a
+    /// DST gap is read forward), so the two always agree.
     fn allowed(&self, t: Timestamp, tz: &TimeZone) -> bool {
         if self.restrictions.is_empty() {
             return true;
         }
-        let z: Zoned = t.to_zoned(tz.clone());
-        let (day, time) = (z.date(), z.time());
-        self.restrictions.iter().any(|r| {
-            if r.start < r.end {
-                r.days.contains(&Day::of(day.weekday())) && r.start <= time && time < r.end
-            } else {
-                // Past midnight: today's window from `start`, or yesterday's until `end`.
-                let yesterday = day.yesterday().map(|d| Day::of(d.weekday())).ok();
-                (r.days.contains(&Day::of(day.weekday())) && time >= r.start)
-                    || (yesterday.is_some_and(|y| r.days.contains(&y)) && time < r.end)
-            }
+        let today = t.to_zoned(tz.clone()).date();
+        let Ok(yesterday) = today.yesterday() else {
+            return false;
+        };
+        [yesterday, today].into_iter().any(|day| {
+            self.restrictions.iter().any(|r| {
+                if !r.days.contains(&Day::of(day.weekday())) {
+                    return false;
+                }
+                // Past midnight (or a whole day): the window ends the next day.
+                let end_day = if r.start < r.end { Ok(day) } else { day.tomorrow() };
+                match (self.local(day, r.start, tz), end_day.ok().and_then(|d| self.local(d, r.end, tz))) {
+                    (Some(start), Some(end)) => start <= t && t < end,
+                    _ => false,
+                }
+            })
         })
     }
 
@@ -324,6 +332,36 @@ mod tests {
                 "2026-04-06T07:00:00Z"
             ]
         );
+    }
+
+    /// Found by the property test in CI: a Saturday-night window ending at
+    /// 02:30 on the Sunday New York skips 02:00-03:00. The window ends at
+    /// 02:30 read forward (03:30 EDT), for `who_at` and `shifts` alike.
+    #[test]
+    fn a_window_ending_in_the_dst_gap_agrees_with_the_shifts() {
+        let layer = Layer {
+            participants: vec!["a".into()],
+            shift: ShiftLength::Hours(1),
+            start: "2026-01-01".parse().unwrap(),
+            handoff: "00:03".parse().unwrap(),
+            time_zone: "America/New_York".into(),
+            restrictions: vec![Restriction {
+                days: vec![Day::Sat],
+                start: "04:00".parse().unwrap(),
+                end: "02:30".parse().unwrap(),
+            }],
+        };
+        assert_eq!(layer.who_at(ts("2026-03-08T06:59:00Z")), Some("a"), "01:59 EST");
+        assert_eq!(layer.who_at(ts("2026-03-08T07:00:00Z")), Some("a"), "03:00 EDT, in the read-forward window");
+        assert_eq!(layer.who_at(ts("2026-03-08T07:30:00Z")), None, "03:30 EDT");
+        let plan = Plan {
+            layers: vec![layer],
+            overrides: vec![],
+        };
+        let shifts = plan.shifts(ts("2026-03-08T06:00:00Z"), ts("2026-03-08T09:00:00Z"));
+        assert_eq!(shifts.len(), 2, "{shifts:?}");
+        assert_eq!(shifts[0].end, ts("2026-03-08T07:30:00Z"));
+        assert_eq!(shifts[1].user, None);
     }
 
     #[test]
