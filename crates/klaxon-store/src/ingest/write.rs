@@ -23,9 +23,6 @@ pub(super) async fn insert_rows(
     rows: Vec<Vec<Val>>,
     suffix: &str,
 ) -> Result<(), StoreError> {
-    if backend == Backend::Postgres {
-        return insert_rows_json(tx, table, cols, rows, suffix).await;
-    }
     let per_row = cols.len();
     // Few large statements: sqlx does not set TCP_NODELAY on PostgreSQL connections, so
     // every multi-packet statement can wait out a delayed ACK (~40 ms).
@@ -62,41 +59,6 @@ pub(super) async fn insert_rows(
         }
         q.execute(&mut **tx).await?;
     }
-    Ok(())
-}
-
-/// PostgreSQL: the rows as one JSON array in one parameter, unpacked by
-/// `json_populate_recordset` with the table's own column types. A
-/// 30,000-parameter `VALUES` list spends most of its time in parsing and
-/// planning; this statement is the same for every batch.
-async fn insert_rows_json(
-    tx: &mut Transaction<'_, Any>,
-    table: &str,
-    cols: &[&str],
-    rows: Vec<Vec<Val>>,
-    suffix: &str,
-) -> Result<(), StoreError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let mut doc = Vec::with_capacity(rows.len());
-    for row in rows {
-        let mut obj = serde_json::Map::with_capacity(cols.len());
-        for (c, v) in cols.iter().zip(row) {
-            let v = match v {
-                Val::I(i) => serde_json::Value::from(i),
-                Val::OI(i) => i.map(serde_json::Value::from).unwrap_or(serde_json::Value::Null),
-                Val::S(s) => serde_json::Value::String(s),
-                Val::OS(s) => s.map(serde_json::Value::String).unwrap_or(serde_json::Value::Null),
-            };
-            obj.insert((*c).to_string(), v);
-        }
-        doc.push(serde_json::Value::Object(obj));
-    }
-    let json = serde_json::to_string(&doc).map_err(|e| StoreError::Corrupt(format!("batch of {table}: {e}")))?;
-    let list = cols.join(", ");
-    let sql = format!("INSERT INTO {table} ({list}) SELECT {list} FROM json_populate_recordset(NULL::{table}, $1::json){suffix}");
-    sqlx::query(AssertSqlSafe(sql)).bind(json).execute(&mut **tx).await?;
     Ok(())
 }
 
