@@ -180,7 +180,10 @@ impl Layer {
                 }
                 // Past midnight (or a whole day): the window ends the next day.
                 let end_day = if r.start < r.end { Ok(day) } else { day.tomorrow() };
-                match (self.local(day, r.start, tz), end_day.ok().and_then(|d| self.local(d, r.end, tz))) {
+                match (
+                    self.local(day, r.start, tz),
+                    end_day.ok().and_then(|d| self.local(d, r.end, tz)),
+                ) {
                     (Some(start), Some(end)) => start <= t && t < end,
                     _ => false,
                 }
@@ -352,7 +355,11 @@ mod tests {
             }],
         };
         assert_eq!(layer.who_at(ts("2026-03-08T06:59:00Z")), Some("a"), "01:59 EST");
-        assert_eq!(layer.who_at(ts("2026-03-08T07:00:00Z")), Some("a"), "03:00 EDT, in the read-forward window");
+        assert_eq!(
+            layer.who_at(ts("2026-03-08T07:00:00Z")),
+            Some("a"),
+            "03:00 EDT, in the read-forward window"
+        );
         assert_eq!(layer.who_at(ts("2026-03-08T07:30:00Z")), None, "03:30 EDT");
         let plan = Plan {
             layers: vec![layer],

@@ -883,3 +883,22 @@ async fn documented_examples_are_valid() {
     let ids: Vec<_> = buttons(&example["blocks"]).into_iter().map(|(a, _)| a).collect();
     assert_eq!(ids, ["klaxon_ack", "klaxon_resolve", "klaxon_update"]);
 }
+
+crate::both!(the_replay_guard_forgets_old_signatures, |app| {
+    let s = &app.store;
+    let now = app.clock_now();
+    let old = now - jiff::SignedDuration::from_mins(30);
+    s.put_channel_state("slack:seen:old", "x", old).await.unwrap();
+    s.put_channel_state("slack:seen:new", "x", now).await.unwrap();
+    s.put_channel_state("slack:msg:INC-1:#incidents", "{}", old)
+        .await
+        .unwrap();
+    let before = now - jiff::SignedDuration::from_mins(10);
+    assert_eq!(s.prune_channel_state("slack:seen:", before).await.unwrap(), 1);
+    assert!(s.channel_state("slack:seen:old").await.unwrap().is_none());
+    assert!(s.channel_state("slack:seen:new").await.unwrap().is_some());
+    assert!(
+        s.channel_state("slack:msg:INC-1:#incidents").await.unwrap().is_some(),
+        "other keys stay"
+    );
+});
