@@ -479,3 +479,56 @@ fn templates_are_checked_by_config_check_and_previewed_by_the_cli() {
         "{out}"
     );
 }
+
+/// README's "Tell the world" block, run by `sh` against a real server (the
+/// incident ID it names is the one its first line declares).
+#[test]
+fn readme_tell_the_world_runs() {
+    let readme = include_str!("../../../../README.md");
+    let block = readme
+        .split("### Tell the world")
+        .nth(1)
+        .and_then(|r| r.split("```sh\n").nth(1))
+        .and_then(|r| r.split("```").next())
+        .expect("the block in README.md");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("k.db").display());
+    let server = serve(dir.path(), Some(&db), Some(TOKEN), &[]);
+    let bin_dir = Path::new(BIN).parent().expect("bin dir");
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let sh = |script: &str| {
+        Command::new("sh")
+            .arg("-ec")
+            .arg(script)
+            .current_dir(dir.path())
+            .env("PATH", &path)
+            .env("KLAXON_URL", &server.url)
+            .env("KLAXON_TOKEN", TOKEN)
+            .output()
+            .expect("sh")
+    };
+    let mut lines = block.lines();
+    let first = sh(lines.next().expect("a declare line"));
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    let id = stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("INC-"))
+        .expect("the declare prints the ID")
+        .trim_end_matches([',', '.', ':'])
+        .to_string();
+    let rest: String = lines
+        .map(|l| format!("{}\n", l.replace("INC-2026-11-23-003", &id)))
+        .collect();
+    let out = sh(&rest);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{rest}\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&id) && text.contains("Payments failing") && text.contains("critical"),
+        "{text}"
+    );
+}
