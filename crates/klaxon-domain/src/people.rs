@@ -19,6 +19,8 @@ pub enum ContactKind {
     Teams,
     /// PagerDuty Events API v2 routing key: Klaxon forwards the incident.
     Pagerduty,
+    /// ntfy topic URL (`https://ntfy.example.com/oncall-alice`): self-hosted push.
+    Ntfy,
 }
 
 impl ContactKind {
@@ -31,6 +33,7 @@ impl ContactKind {
             ContactKind::Webhook => "webhook",
             ContactKind::Teams => "teams",
             ContactKind::Pagerduty => "pagerduty",
+            ContactKind::Ntfy => "ntfy",
         }
     }
 
@@ -56,6 +59,14 @@ impl ContactKind {
             }
             ContactKind::Webhook | ContactKind::Teams => url(address),
             ContactKind::Pagerduty => address.len() == 32 && address.chars().all(|d| d.is_ascii_alphanumeric()),
+            ContactKind::Ntfy => {
+                url(address)
+                    && address.rsplit_once('/').is_some_and(|(base, topic)| {
+                        base.len() > "https://".len()
+                            && (1..=64).contains(&topic.len())
+                            && topic.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                    })
+            }
         };
         if ok {
             return Ok(());
@@ -68,6 +79,7 @@ impl ContactKind {
             }
             ContactKind::Webhook | ContactKind::Teams => "an http(s) URL",
             ContactKind::Pagerduty => "a 32-character PagerDuty routing key",
+            ContactKind::Ntfy => "an ntfy topic URL such as https://ntfy.example.com/oncall-alice",
         })
     }
 }

@@ -7,6 +7,7 @@
 //! `email`, `sms`, `voice`, `pagerduty`).
 
 pub mod email;
+pub mod ntfy;
 pub mod pagerduty;
 pub mod settings;
 pub mod slack;
@@ -112,6 +113,8 @@ pub fn build(cfg: &ChannelsConfig, deps: &ChannelDeps) -> Result<Channels, Strin
         .with("teams", Arc::new(teams_ch))
         .with("pagerduty", Arc::new(pd));
     let channels = twilio::register(channels, cfg, deps)?;
+    let ntfy = ntfy::Ntfy::new(cfg.ntfy.token_or_env(), timeout).map_err(|e| format!("ntfy client: {e}"))?;
+    let channels = channels.with("ntfy", Arc::new(ntfy));
     let slack = slack::Slack::new(&cfg.slack, timeout, deps.store.clone()).map_err(|e| format!("Slack client: {e}"))?;
     let channels = channels.with("slack", Arc::new(slack));
     let channels = match &cfg.email {

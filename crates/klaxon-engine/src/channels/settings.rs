@@ -23,6 +23,17 @@ pub struct ChannelsConfig {
     pub twilio: Option<TwilioSettings>,
     #[serde(default)]
     pub pagerduty: PagerDutySettings,
+    #[serde(default)]
+    pub ntfy: NtfySettings,
+}
+
+/// ntfy: the topic URL is the address; a token is needed for protected topics.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NtfySettings {
+    /// Access token `tk_…` (or `KLAXON_NTFY_TOKEN`), sent as `Authorization: Bearer`.
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 impl ChannelsConfig {
@@ -71,6 +82,13 @@ impl SlackSettings {
     /// The signing secret: the file's, else `KLAXON_SLACK_SIGNING_SECRET`.
     pub fn signing_secret_or_env(&self) -> Option<String> {
         secret_or_env(&self.signing_secret, "KLAXON_SLACK_SIGNING_SECRET")
+    }
+}
+
+impl NtfySettings {
+    /// The access token: the file's, else `KLAXON_NTFY_TOKEN`.
+    pub fn token_or_env(&self) -> Option<String> {
+        secret_or_env(&self.token, "KLAXON_NTFY_TOKEN")
     }
 }
 

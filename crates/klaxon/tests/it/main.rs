@@ -18,6 +18,7 @@ mod failover;
 mod fake_providers;
 mod fake_slack;
 mod ingest;
+mod ntfy;
 mod paging;
 mod probes;
 mod providers;
