@@ -19,6 +19,7 @@ use klaxon_domain::decide::Command;
 use klaxon_domain::people::{ContactKind, User};
 use klaxon_domain::wire::{DeclareIncident, TokenRole};
 use klaxon_domain::{Incident, Status};
+use klaxon_engine::channels::slack::escape as esc;
 use klaxon_engine::channels::slack::{SlackApi, actions, message_blocks, status_word, verify_slack_signature};
 use klaxon_store::{Collection, ListFilter};
 use serde::Deserialize;
@@ -152,11 +153,6 @@ fn line(inc: &Incident) -> String {
         status_word(inc.status.as_str()),
         esc(&inc.title)
     )
-}
-
-/// Text shown as mrkdwn must escape `&`, `<` and `>`.
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 /// Slack escapes `&`, `<` and `>` in a command's text.

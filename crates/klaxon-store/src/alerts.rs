@@ -1,10 +1,10 @@
 //! Reading alerts back.
 
-use jiff::Timestamp;
 use klaxon_domain::wire::AlertRecord;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
+use crate::error::ts;
 use crate::{Store, StoreError};
 
 #[derive(Debug, Clone, Default)]
@@ -15,10 +15,6 @@ pub struct AlertFilter {
     pub incident_id: Option<String>,
     pub before_pk: Option<i64>,
     pub limit: u32,
-}
-
-fn ts(v: i64) -> Result<Timestamp, StoreError> {
-    Timestamp::from_millisecond(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn parse<T: serde::de::DeserializeOwned>(r: &AnyRow, col: &str) -> Result<T, StoreError> {

@@ -22,3 +22,8 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
 }
+
+/// A stored Unix-millisecond time; out of range means the row is corrupt.
+pub(crate) fn ts(v: i64) -> Result<jiff::Timestamp, StoreError> {
+    jiff::Timestamp::from_millisecond(v).map_err(|e| StoreError::Corrupt(format!("timestamp {v}: {e}")))
+}

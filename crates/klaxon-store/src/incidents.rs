@@ -9,6 +9,7 @@ use klaxon_domain::{Incident, Status, TimelineEvent};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
+use crate::error::ts;
 use crate::{Store, StoreError};
 
 /// Filters for listing incidents; all optional, combined with AND.
@@ -28,10 +29,6 @@ pub struct ListFilter {
 
 fn ms(t: Timestamp) -> i64 {
     t.as_millisecond()
-}
-
-fn ts(v: i64) -> Result<Timestamp, StoreError> {
-    Timestamp::from_millisecond(v).map_err(|e| StoreError::Corrupt(format!("timestamp {v}: {e}")))
 }
 
 pub(crate) fn parse_body(body: &str) -> Result<Incident, StoreError> {

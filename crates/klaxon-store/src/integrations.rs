@@ -6,16 +6,13 @@ use klaxon_domain::wire::{IntegrationFormat, IntegrationInfo};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::error::ts;
 use crate::tokens::{hash_secret, random_hex};
 use crate::{Store, StoreError};
 
 /// A fresh ingest key: 32 hex characters, the shape PagerDuty tools expect of a routing key.
 pub fn new_integration_key() -> String {
     random_hex("", 16)
-}
-
-fn ts(v: i64) -> Result<Timestamp, StoreError> {
-    Timestamp::from_millisecond(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn integration(r: &AnyRow) -> Result<IntegrationInfo, StoreError> {

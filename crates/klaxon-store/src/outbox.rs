@@ -8,6 +8,7 @@ use klaxon_domain::{EventKind, Status};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
+use crate::error::ts;
 use crate::{Store, StoreError};
 
 /// A claimed notification and what the worker needs to deliver it.
@@ -39,10 +40,6 @@ pub enum Delivery {
 
 const COLS: &str = "id, idempotency_key, incident_id, user_id, channel, contact, address, body, state, cancel_on_ack, \
                     purpose, attempts, due_at, last_error, created_at, delivered_at, incident_pk";
-
-fn ts(v: i64) -> Result<Timestamp, StoreError> {
-    Timestamp::from_millisecond(v).map_err(|e| StoreError::Corrupt(format!("timestamp {v}: {e}")))
-}
 
 fn row(r: &AnyRow) -> Result<Notification, StoreError> {
     Ok(Notification {

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::error::ts;
 use crate::{Store, StoreError};
 
 /// Raw results are kept this long.
@@ -24,10 +25,6 @@ pub const DAILY_RETENTION: jiff::SignedDuration = jiff::SignedDuration::from_hou
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 86_400_000;
-
-fn ts(v: i64) -> Result<Timestamp, StoreError> {
-    Timestamp::from_millisecond(v).map_err(|e| StoreError::Corrupt(format!("probe timestamp {v}: {e}")))
-}
 
 fn floor(ms: i64, unit: i64) -> i64 {
     ms - ms.rem_euclid(unit)

@@ -5,12 +5,9 @@ use klaxon_domain::schedule::{Schedule, ScheduleOverride, ScheduleSpec};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::error::ts;
 use crate::tokens::random_hex;
 use crate::{Store, StoreError};
-
-fn ts(v: i64) -> Result<Timestamp, StoreError> {
-    Timestamp::from_millisecond(v).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
 
 fn override_row(r: &AnyRow) -> Result<ScheduleOverride, StoreError> {
     Ok(ScheduleOverride {

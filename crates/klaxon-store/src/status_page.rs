@@ -6,11 +6,8 @@ use klaxon_domain::status_page::{PageIncident, PublicUpdate};
 use klaxon_domain::{EventKind, Incident};
 use sqlx::{AssertSqlSafe, Row};
 
+use crate::error::ts;
 use crate::{Store, StoreError};
-
-fn ts(v: i64) -> Result<Timestamp, StoreError> {
-    Timestamp::from_millisecond(v).map_err(|e| StoreError::Corrupt(format!("timestamp {v}: {e}")))
-}
 
 impl Store {
     /// Changes whenever an incident or a silence is written (count and

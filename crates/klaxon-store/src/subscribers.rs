@@ -10,14 +10,13 @@ use sqlx::any::AnyRow;
 use crate::{Store, StoreError, random_hex};
 
 fn row(r: &AnyRow) -> Result<Subscriber, StoreError> {
-    let at: i64 = r.try_get("created_at")?;
     Ok(Subscriber {
         id: r.try_get("id")?,
         kind: r.try_get("kind")?,
         address: r.try_get("address")?,
         state: r.try_get("state")?,
         token: r.try_get("token")?,
-        created_at: Timestamp::from_millisecond(at).map_err(|e| StoreError::Corrupt(format!("timestamp {at}: {e}")))?,
+        created_at: crate::error::ts(r.try_get("created_at")?)?,
     })
 }
 

@@ -14,6 +14,7 @@ use klaxon_domain::engine::EscalationOp;
 use klaxon_domain::{EventKind, Incident, TimelineEvent};
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
+use crate::error::ts;
 use crate::{Backend, Store, StoreError};
 
 /// Timer kind of escalation steps (one per incident, key `esc:<pk>`).
@@ -281,10 +282,6 @@ pub(crate) async fn after_events(
             .await?;
     }
     Ok(true)
-}
-
-fn ts(v: i64) -> Result<Timestamp, StoreError> {
-    Timestamp::from_millisecond(v).map_err(|e| StoreError::Corrupt(format!("timestamp {v}: {e}")))
 }
 
 impl Store {

@@ -170,7 +170,7 @@ fn redact(url: &str) -> String {
 }
 
 /// Text in `mrkdwn` must escape `&`, `<` and `>`.
-fn escape(s: &str) -> String {
+pub fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 

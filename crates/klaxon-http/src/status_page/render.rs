@@ -5,6 +5,7 @@ use askama::Template;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use klaxon_domain::status_page::{ComponentStatus, FooterLink, PageIncidentJson, StatusPageConfig, Summary};
+use klaxon_engine::channels::email::escape_html;
 use klaxon_store::ComponentDay;
 
 /// What every page shows around its content.
@@ -296,7 +297,7 @@ pub fn atom(page: &PageView, history: &[PageIncidentJson], now: Timestamp) -> St
                     format!(
                         "<p><strong>{}</strong> — {}</p>",
                         capitalise(&u.status),
-                        escape(&u.body)
+                        escape_html(&u.body)
                     )
                 })
                 .collect();
@@ -324,8 +325,4 @@ pub fn atom(page: &PageView, history: &[PageIncidentJson], now: Timestamp) -> St
         ..Default::default()
     };
     feed.to_string()
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }

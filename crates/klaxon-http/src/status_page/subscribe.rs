@@ -76,6 +76,21 @@ fn message(p: &StatusPage, code: StatusCode, heading: &str, text: &str, form: Op
     }
 }
 
+/// 503 with a reason; nothing was changed.
+fn unavailable(p: &StatusPage, text: &str) -> Response {
+    message(p, StatusCode::SERVICE_UNAVAILABLE, "Try again soon", text, None)
+}
+
+fn unknown_link(p: &StatusPage) -> Response {
+    message(
+        p,
+        StatusCode::NOT_FOUND,
+        "Unknown link",
+        "This link is not valid.",
+        None,
+    )
+}
+
 /// The double opt-in email.
 fn confirmation(p: &StatusPage, s: &Subscriber, now: Timestamp) -> Notification {
     let base = p.base_url();
@@ -139,13 +154,7 @@ pub async fn subscribe(
     Form(form): Form<SubscribeForm>,
 ) -> Response {
     let Some(deps) = p.deps.get() else {
-        return message(
-            &p,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Try again soon",
-            "The status page is starting.",
-            None,
-        );
+        return unavailable(&p, "The status page is starting.");
     };
     if !p.limiter.allow(&addr.ip().to_string(), 1) {
         return message(
@@ -196,13 +205,7 @@ pub async fn subscribe(
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "storing a subscription failed");
-            return message(
-                &p,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Try again soon",
-                "Something went wrong on our side.",
-                None,
-            );
+            return unavailable(&p, "Something went wrong on our side.");
         }
     };
     match (kind, sub.state.as_str()) {
@@ -226,13 +229,7 @@ pub async fn subscribe(
         ),
         _ => {
             let Some(mailer) = deps.mailer.get() else {
-                return message(
-                    &p,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Try again soon",
-                    "Email is not available.",
-                    None,
-                );
+                return unavailable(&p, "Email is not available.");
             };
             let n = confirmation(&p, &sub, now);
             match mailer.send(&n, now.as_second()).await {
@@ -245,13 +242,7 @@ pub async fn subscribe(
                 ),
                 Err(e) => {
                     tracing::warn!(error = %e.message, "sending a subscription confirmation failed");
-                    message(
-                        &p,
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "Try again soon",
-                        "We could not send the confirmation email just now.",
-                        None,
-                    )
+                    unavailable(&p, "We could not send the confirmation email just now.")
                 }
             }
         }
@@ -260,13 +251,7 @@ pub async fn subscribe(
 
 async fn act(p: &StatusPage, token: &str, to: &str) -> Response {
     let Some(deps) = p.deps.get() else {
-        return message(
-            p,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Try again soon",
-            "The status page is starting.",
-            None,
-        );
+        return unavailable(p, "The status page is starting.");
     };
     match deps.store.set_subscriber_state(token, to, deps.clock.now()).await {
         Ok(Some(s)) if to == "confirmed" => message(
@@ -283,35 +268,17 @@ async fn act(p: &StatusPage, token: &str, to: &str) -> Response {
             &format!("{} will receive nothing more.", s.address),
             None,
         ),
-        Ok(None) => message(
-            p,
-            StatusCode::NOT_FOUND,
-            "Unknown link",
-            "This link is not valid.",
-            None,
-        ),
+        Ok(None) => unknown_link(p),
         Err(e) => {
             tracing::error!(error = %e, "changing a subscription failed");
-            message(
-                p,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Try again soon",
-                "Something went wrong on our side.",
-                None,
-            )
+            unavailable(p, "Something went wrong on our side.")
         }
     }
 }
 
 async fn ask(p: &StatusPage, token: &str, what: &str) -> Response {
     let Some(deps) = p.deps.get() else {
-        return message(
-            p,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Try again soon",
-            "The status page is starting.",
-            None,
-        );
+        return unavailable(p, "The status page is starting.");
     };
     match deps.store.subscriber_by_token(token).await {
         Ok(Some(s)) => {
@@ -328,22 +295,10 @@ async fn ask(p: &StatusPage, token: &str, what: &str) -> Response {
                 Some((format!("{}/status/subscriptions/{token}/{what}", p.base_url()), button)),
             )
         }
-        Ok(None) => message(
-            p,
-            StatusCode::NOT_FOUND,
-            "Unknown link",
-            "This link is not valid.",
-            None,
-        ),
+        Ok(None) => unknown_link(p),
         Err(e) => {
             tracing::error!(error = %e, "reading a subscription failed");
-            message(
-                p,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Try again soon",
-                "Something went wrong on our side.",
-                None,
-            )
+            unavailable(p, "Something went wrong on our side.")
         }
     }
 }
