@@ -682,3 +682,62 @@ async fn pagerduty_rate_limit_answers_429() {
     assert_eq!(&codes[..2], &[202, 202]);
     assert!(codes.contains(&429), "{codes:?}");
 }
+
+// The writer decides the next batch while the previous one commits, from what that batch
+// changed; API commands between batches must still win (checked at write time, decided again).
+both!(batches_decided_ahead_never_undo_what_others_wrote, |app| {
+    let key = integration(&app, "prom", IntegrationFormat::Alertmanager).await;
+    let path = format!("/ingest/alertmanager/{key}");
+    let labels = |n: &str, i: &str| json!({"alertname": n, "severity": "critical", "instance": i});
+    // The default route groups by Alertmanager's group key.
+    let fire = |n: &str, fp: &str, i: &str, st: &str| am_payload(n, vec![am_alert(fp, st, labels(n, i))]);
+    post(&app, &path, fire("Disk", "fp-a", "a", "firing")).await;
+    post(&app, &path, fire("Disk", "fp-b", "b", "firing")).await;
+    let x = incidents(&app).await[0].id.clone();
+
+    // Acknowledged through the API, then the alert repeats: the ack stays.
+    app.client.ack(&x, None).await.unwrap();
+    let (_, body) = post(&app, &path, fire("Disk", "fp-a", "a", "firing")).await;
+    assert_eq!(body["alerts"][0]["result"], "repeated");
+    let inc = app.client.incident(&x).await.unwrap();
+    assert_eq!(inc.status, Status::Acknowledged, "the repeat did not undo the ack");
+    let k = kinds(&app, &x).await;
+    assert_eq!(k.iter().filter(|k| *k == "alert_repeated").count(), 1);
+    assert!(app.client.verify(&x).await.unwrap().ok);
+
+    // Resolved by hand, then an alert resolves: no second resolution, chain intact.
+    app.client.set_status(&x, "resolved", None).await.unwrap();
+    let (_, body) = post(&app, &path, fire("Disk", "fp-b", "b", "resolved")).await;
+    assert_eq!(body["alerts"][0]["result"], "resolved");
+    assert_eq!(app.client.incident(&x).await.unwrap().status, Status::Resolved);
+    assert!(app.client.verify(&x).await.unwrap().ok);
+
+    // Declares through the API between alert batches: every incident its own key and number.
+    post(&app, &path, fire("Cpu", "fp-c", "c", "firing")).await;
+    let manual = app
+        .client
+        .declare(&klaxon_domain::wire::DeclareIncident {
+            title: "Declared by hand".into(),
+            severity: Some("SEV-2".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    post(&app, &path, fire("Mem", "fp-d", "d", "firing")).await;
+    let list = incidents(&app).await;
+    assert_eq!(list.len(), 4, "{list:?}");
+    let mut ids: Vec<String> = list.iter().map(|i| i.id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "incident numbers are never reused: {ids:?}");
+    assert_eq!(
+        app.client.incident(&manual.id).await.unwrap().title,
+        "Declared by hand",
+        "an alert batch did not overwrite the declared incident"
+    );
+    for i in &list {
+        assert!(app.client.verify(&i.id).await.unwrap().ok, "{}", i.id);
+        let t = app.client.timeline(&i.id).await.unwrap();
+        assert!(!t.events.is_empty());
+    }
+});
