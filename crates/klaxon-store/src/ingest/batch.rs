@@ -2,7 +2,6 @@
 //! set-based queries, changes journaled so each request is all-or-nothing.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
 
 use jiff::Timestamp;
 use klaxon_domain::alert::{AlertAction, AlertInput, AutoResolveAction, Route, Silence, matching_routes};
@@ -12,7 +11,7 @@ use klaxon_domain::event::{self, GENESIS_HASH};
 use klaxon_domain::incident::limits;
 use klaxon_domain::wire::{AlertOutcome, DeclareIncident, IntegrationInfo};
 use klaxon_domain::{EventKind, Incident, Status, TimelineEvent};
-use sqlx::{AnyConnection, AssertSqlSafe, Row};
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use super::{IngestSettings, Job};
 use crate::incidents::{parse_body, to_json};
@@ -49,9 +48,6 @@ pub(super) struct AlertRow {
     pub(super) receive_count: i64,
     pub(super) created_at: i64,
     pub(super) state: RowState,
-    /// (status, receive_count, last_seen_at) as stored when the batch read it;
-    /// None for a row this batch creates. Checked before writing a batch decided ahead.
-    pub(super) seen: Option<(String, i64, i64)>,
 }
 
 #[derive(Debug, Clone)]
@@ -76,12 +72,9 @@ pub(super) enum Undo {
     Counter(String, Option<(i64, bool)>),
 }
 
-pub(super) struct Batch {
+pub(super) struct Batch<'s> {
     pub(super) backend: Backend,
-    pub(super) settings: Arc<IngestSettings>,
-    /// Row locks (`FOR UPDATE` on PostgreSQL) while reading: off when the batch is
-    /// decided ahead, outside the write transaction, and validated at write time.
-    pub(super) locking: bool,
+    pub(super) settings: &'s IngestSettings,
     pub(super) routes: Vec<Route>,
     pub(super) silences: Vec<Silence>,
     pub(super) reuse_window_ms: i64,
@@ -105,12 +98,6 @@ pub(super) struct Batch {
     pub(super) touched_incidents: HashSet<i64>,
     pub(super) touched_deltas: HashSet<i64>,
     pub(super) touched_counters: HashSet<String>,
-    /// Group → incident and counter values as read, checked before writing ahead.
-    pub(super) group_orig: HashMap<String, Option<i64>>,
-    pub(super) counter_orig: HashMap<String, i64>,
-    /// Incidents whose firing count moved in the previous batch without its base
-    /// being known: their count cannot be worked out ahead of that batch's commit.
-    pub(super) firing_unknown: HashSet<i64>,
 }
 
 pub(super) fn outcome(a: &AlertInput, pk: Option<i64>, result: &str, incidents: Vec<String>) -> AlertOutcome {
@@ -172,7 +159,7 @@ pub(super) fn declaration(a: &AlertInput, route: &Route, cat: &Catalog, now: Tim
     }
 }
 
-impl Batch {
+impl<'s> Batch<'s> {
     fn now_ms(now: Timestamp) -> i64 {
         now.as_millisecond()
     }
@@ -297,29 +284,22 @@ impl Batch {
 
     // ---- loading -----------------------------------------------------
 
-    pub(super) async fn preload(&mut self, tx: &mut AnyConnection, jobs: &[Job]) -> Result<(), StoreError> {
+    pub(super) async fn preload(&mut self, tx: &mut Transaction<'_, Any>, jobs: &[Job]) -> Result<(), StoreError> {
         // Latest alert per (integration, dedup key).
         let mut by_integ: HashMap<&str, HashSet<&str>> = HashMap::new();
         for j in jobs {
             for a in &j.alerts {
-                // Rows the previous batch changed come from its seed, not from the database.
-                if !self
-                    .alerts
-                    .contains_key(&(j.integration.id.clone(), a.dedup_key.clone()))
-                {
-                    by_integ
-                        .entry(j.integration.id.as_str())
-                        .or_default()
-                        .insert(a.dedup_key.as_str());
-                }
+                by_integ
+                    .entry(j.integration.id.as_str())
+                    .or_default()
+                    .insert(a.dedup_key.as_str());
             }
         }
-        let lock = if self.locking && self.backend == Backend::Postgres {
+        let lock = if self.backend == Backend::Postgres {
             " FOR UPDATE"
         } else {
             ""
         };
-        let mut loaded: Vec<i64> = Vec::new();
         for (integ, keys) in by_integ {
             let keys: Vec<&str> = keys.into_iter().collect();
             for chunk in keys.chunks(500) {
@@ -349,10 +329,10 @@ impl Batch {
                 for k in chunk {
                     q = q.bind(k.to_string());
                 }
-                for r in q.fetch_all(&mut *tx).await? {
+                for r in q.fetch_all(&mut **tx).await? {
                     let key: String = r.try_get("dedup_key")?;
                     let changes: String = r.try_get("changes")?;
-                    let mut row = AlertRow {
+                    let row = AlertRow {
                         pk: r.try_get("pk")?,
                         integration_id: integ.to_string(),
                         dedup_key: key.clone(),
@@ -374,16 +354,13 @@ impl Batch {
                         receive_count: r.try_get("receive_count")?,
                         created_at: r.try_get("created_at")?,
                         state: RowState::Clean,
-                        seen: None,
                     };
-                    row.seen = Some((row.status.clone(), row.receive_count, row.last_seen_at));
-                    loaded.push(row.pk);
                     self.alerts.insert((integ.to_string(), key), row);
                 }
             }
         }
         // Their incident links.
-        let pks = loaded;
+        let pks: Vec<i64> = self.alerts.values().map(|a| a.pk).collect();
         // (Chunks of an empty list run no query.)
         for chunk in pks.chunks(500) {
             let ph: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 1)).collect();
@@ -395,7 +372,7 @@ impl Batch {
             for pk in chunk {
                 q = q.bind(*pk);
             }
-            for r in q.fetch_all(&mut *tx).await? {
+            for r in q.fetch_all(&mut **tx).await? {
                 self.links
                     .entry(r.try_get("alert_pk")?)
                     .or_default()
@@ -411,7 +388,7 @@ impl Batch {
                 }
             }
         }
-        let gks: Vec<String> = gks.into_iter().filter(|g| !self.groups.contains_key(g)).collect();
+        let gks: Vec<String> = gks.into_iter().collect();
         for chunk in gks.chunks(500) {
             let ph: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 1)).collect();
             let sql = format!(
@@ -422,14 +399,13 @@ impl Batch {
             for g in chunk {
                 q = q.bind(g.clone());
             }
-            for r in q.fetch_all(&mut *tx).await? {
+            for r in q.fetch_all(&mut **tx).await? {
                 self.groups
                     .insert(r.try_get("group_key")?, Some(r.try_get("incident_pk")?));
             }
         }
         for g in gks {
-            let v = *self.groups.entry(g.clone()).or_insert(None);
-            self.group_orig.entry(g).or_insert(v);
+            self.groups.entry(g).or_insert(None);
         }
         // The incidents involved.
         let mut ipks: HashSet<i64> = self.groups.values().flatten().copied().collect();
@@ -439,8 +415,8 @@ impl Batch {
         Ok(())
     }
 
-    async fn load_incidents(&mut self, tx: &mut AnyConnection, pks: &[i64]) -> Result<(), StoreError> {
-        let lock = if self.locking && self.backend == Backend::Postgres {
+    async fn load_incidents(&mut self, tx: &mut Transaction<'_, Any>, pks: &[i64]) -> Result<(), StoreError> {
+        let lock = if self.backend == Backend::Postgres {
             " FOR UPDATE"
         } else {
             ""
@@ -460,7 +436,7 @@ impl Batch {
             for pk in chunk {
                 q = q.bind(*pk);
             }
-            for r in q.fetch_all(&mut *tx).await? {
+            for r in q.fetch_all(&mut **tx).await? {
                 let inc = parse_body(&r.try_get::<String, _>("body")?)?;
                 self.incidents.insert(
                     r.try_get("pk")?,
@@ -476,20 +452,15 @@ impl Batch {
         Ok(())
     }
 
-    async fn firing_count(&mut self, tx: &mut AnyConnection, incident_pk: i64) -> Result<i64, StoreError> {
+    async fn firing_count(&mut self, tx: &mut Transaction<'_, Any>, incident_pk: i64) -> Result<i64, StoreError> {
         let base = match self.firing_base.get(&incident_pk) {
             Some(b) => *b,
-            None if self.firing_unknown.contains(&incident_pk) => {
-                return Err(StoreError::Conflict(
-                    "firing count depends on a batch not committed yet".into(),
-                ));
-            }
             None => {
                 let b: i64 = sqlx::query_scalar(
                     "SELECT COUNT(*) FROM incident_alerts ia JOIN alerts al ON al.pk = ia.alert_pk WHERE ia.incident_pk = $1 AND al.status = 'firing'",
                 )
                 .bind(incident_pk)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut **tx)
                 .await?;
                 self.firing_base.insert(incident_pk, b);
                 b
@@ -498,7 +469,7 @@ impl Batch {
         Ok(base + self.firing_delta.get(&incident_pk).copied().unwrap_or(0))
     }
 
-    async fn alloc(&mut self, tx: &mut AnyConnection, table: &str) -> Result<i64, StoreError> {
+    async fn alloc(&mut self, tx: &mut Transaction<'_, Any>, table: &str) -> Result<i64, StoreError> {
         let (pool, next) = if table == "alerts" {
             (&mut self.alert_pks, &mut self.next_alert_pk)
         } else {
@@ -512,7 +483,7 @@ impl Batch {
                     None => {
                         let max: Option<i64> =
                             sqlx::query_scalar(AssertSqlSafe(format!("SELECT MAX(pk) FROM {table}")))
-                                .fetch_one(&mut *tx)
+                                .fetch_one(&mut **tx)
                                 .await?;
                         max.unwrap_or(0) + 1
                     }
@@ -525,7 +496,7 @@ impl Batch {
                     let mut got: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
                         "SELECT nextval(pg_get_serial_sequence('{table}', 'pk')) FROM generate_series(1, 256)"
                     )))
-                    .fetch_all(&mut *tx)
+                    .fetch_all(&mut **tx)
                     .await?;
                     got.reverse();
                     *pool = got;
@@ -535,17 +506,17 @@ impl Batch {
         }
     }
 
-    async fn next_incident_id(&mut self, tx: &mut AnyConnection, now: Timestamp) -> Result<String, StoreError> {
+    async fn next_incident_id(&mut self, tx: &mut Transaction<'_, Any>, now: Timestamp) -> Result<String, StoreError> {
         let cat = &self.settings.catalog;
         let scope = cat.id_format.scope(now);
         if !self.counters.contains_key(&scope) {
             if self.backend == Backend::Postgres {
                 sqlx::query("INSERT INTO id_counters (scope, last) VALUES ($1, 0) ON CONFLICT (scope) DO NOTHING")
                     .bind(scope.clone())
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
             }
-            let lock = if self.locking && self.backend == Backend::Postgres {
+            let lock = if self.backend == Backend::Postgres {
                 " FOR UPDATE"
             } else {
                 ""
@@ -554,10 +525,9 @@ impl Batch {
                 "SELECT last FROM id_counters WHERE scope = $1{lock}"
             )))
             .bind(scope.clone())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
             self.counters.insert(scope.clone(), (last.unwrap_or(0), false));
-            self.counter_orig.insert(scope.clone(), last.unwrap_or(0));
         }
         if self.touched_counters.insert(scope.clone()) {
             self.undo
@@ -605,7 +575,7 @@ impl Batch {
 
     async fn declare(
         &mut self,
-        tx: &mut AnyConnection,
+        tx: &mut Transaction<'_, Any>,
         a: &AlertInput,
         route: &Route,
         who: &str,
@@ -662,7 +632,7 @@ impl Batch {
     /// or reopening incidents as needed.
     async fn attach(
         &mut self,
-        tx: &mut AnyConnection,
+        tx: &mut Transaction<'_, Any>,
         integ: &IntegrationInfo,
         alert_pk: i64,
         a: &AlertInput,
@@ -683,10 +653,9 @@ impl Batch {
                     let v: Option<i64> =
                         sqlx::query_scalar("SELECT incident_pk FROM alert_groups WHERE group_key = $1")
                             .bind(gk.clone())
-                            .fetch_optional(&mut *tx)
+                            .fetch_optional(&mut **tx)
                             .await?;
                     self.groups.insert(gk.clone(), v);
-                    self.group_orig.entry(gk.clone()).or_insert(v);
                     v
                 }
             };
@@ -792,7 +761,7 @@ impl Batch {
 
     pub(super) async fn process(
         &mut self,
-        tx: &mut AnyConnection,
+        tx: &mut Transaction<'_, Any>,
         integ: &IntegrationInfo,
         a: &AlertInput,
         now: Timestamp,
@@ -911,7 +880,6 @@ impl Batch {
                         receive_count: 1,
                         created_at: now_ms,
                         state: RowState::New,
-                        seen: None,
                     };
                     self.put_alert(&key, row);
                     if silence.is_some() {

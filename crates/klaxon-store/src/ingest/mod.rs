@@ -9,6 +9,7 @@
 //! written with multi-row statements and committed once. The sender gets its
 //! 2xx only after the commit.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -19,13 +20,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{Store, StoreError};
 
-mod ahead;
 mod batch;
 mod write;
 
-use ahead::Seed;
 use batch::Batch;
-use sqlx::AnyConnection;
 
 /// What ingestion needs besides the database.
 #[derive(Debug, Clone)]
@@ -73,8 +71,7 @@ pub(super) struct Job {
 
 /// The group-commit writer: concurrent requests are queued, and whatever is
 /// queued when the writer is free is committed in one transaction. A request
-/// is answered only after commit. While one batch is written and committed,
-/// the next is decided (see [`ahead`]).
+/// is answered only after commit.
 #[derive(Clone, Debug)]
 pub struct Ingestor {
     queue: mpsc::Sender<Job>,
@@ -83,56 +80,16 @@ pub struct Ingestor {
 /// Most requests committed together.
 const MAX_BATCH: usize = 512;
 
-type Results = Vec<Result<Vec<AlertOutcome>, StoreError>>;
-
 impl Ingestor {
     pub fn start(store: Store, settings: Arc<IngestSettings>) -> Ingestor {
         let (queue, mut rx) = mpsc::channel::<Job>(8192);
         tokio::spawn(async move {
             let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
             let mut rules: Option<Rules> = None;
-            // The batch being written, if any: true once committed as decided.
-            let mut writing: Option<tokio::task::JoinHandle<bool>> = None;
-            let mut seed: Option<Seed> = None;
             while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-                let jobs = std::mem::take(&mut jobs);
-                let now = jobs.iter().map(|j| j.now).max().unwrap_or_default();
-                let (routes, silences) = match store.rules(&settings, &mut rules, now).await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        if let Some(w) = writing.take() {
-                            let _ = w.await;
-                        }
-                        seed = None;
-                        fail(jobs, &e);
-                        continue;
-                    }
-                };
-                let ahead = store
-                    .decide_ahead(&settings, routes.clone(), silences.clone(), seed.take(), &jobs)
+                store
+                    .ingest_batch(&settings, &mut rules, std::mem::take(&mut jobs))
                     .await;
-                let previous_as_decided = match writing.take() {
-                    Some(w) => w.await.unwrap_or(false),
-                    None => true,
-                };
-                match ahead {
-                    Ok((batch, results)) if previous_as_decided => {
-                        seed = Some(batch.seed());
-                        let (store, settings) = (store.clone(), settings.clone());
-                        writing = Some(tokio::spawn(async move {
-                            store
-                                .write_ahead(settings, routes, silences, batch, results, jobs)
-                                .await
-                        }));
-                    }
-                    _ => {
-                        // Decided on state that did not hold: decide again inside the transaction.
-                        store.ingest_batch(settings.clone(), routes, silences, jobs).await;
-                    }
-                }
-            }
-            if let Some(w) = writing {
-                let _ = w.await;
             }
         });
         Ingestor { queue }
@@ -160,30 +117,12 @@ impl Ingestor {
     }
 }
 
-fn fail(jobs: Vec<Job>, e: &StoreError) {
-    tracing::error!(error = %e, requests = jobs.len(), "ingest batch failed; nothing of it was stored");
-    let msg = e.to_string();
-    for job in jobs {
-        let _ = job
-            .reply
-            .send(Err(StoreError::Conflict(format!("alert batch not stored: {msg}"))));
-    }
-}
-
-fn reply(jobs: Vec<Job>, results: Results) {
-    metrics::histogram!("klaxon_ingest_batch_requests").record(jobs.len() as f64);
-    for (job, r) in jobs.into_iter().zip(results) {
-        let _ = job.reply.send(r);
-    }
-}
-
-fn phase(name: &'static str, d: std::time::Duration) {
-    metrics::histogram!("klaxon_ingest_batch_phase_seconds", "phase" => name).record(d.as_secs_f64());
-}
-
 /// Routes and silences, cached by the writer: refreshed when this node
 /// changes them, and at least every [`RULES_TTL`] for changes made by others.
 pub(super) struct Rules {
+    /// Alert keys allocated but not used yet, carried from batch to batch.
+    alert_pks: Vec<i64>,
+    next_alert_pk: Option<i64>,
     generation: u64,
     fetched: std::time::Instant,
     routes: Vec<Route>,
@@ -209,7 +148,10 @@ impl Store {
         let mut routes = settings.routes.clone();
         routes.extend(self.api_routes().await?);
         let silences = self.silences(now, false).await?;
+        let (alert_pks, next_alert_pk) = cache.take().map(|r| (r.alert_pks, r.next_alert_pk)).unwrap_or_default();
         *cache = Some(Rules {
+            alert_pks,
+            next_alert_pk,
             generation,
             fetched: std::time::Instant::now(),
             routes: routes.clone(),
@@ -218,134 +160,121 @@ impl Store {
         Ok((routes, silences))
     }
 
-    /// Decide a batch inside the write transaction, write and commit it, answer its requests.
-    async fn ingest_batch(
-        &self,
-        settings: Arc<IngestSettings>,
-        routes: Vec<Route>,
-        silences: Vec<Silence>,
-        jobs: Vec<Job>,
-    ) {
-        let result = async {
-            let mut tx = self.write.begin().await?;
-            let mut batch = Batch::new(self.backend, settings, routes, silences, true, Seed::default());
-            let results = decide(&mut batch, &mut tx, &jobs).await?;
-            self.write_batch(tx, batch).await?;
-            Ok::<_, StoreError>(results)
-        }
-        .await;
+    async fn ingest_batch(&self, settings: &IngestSettings, rules: &mut Option<Rules>, jobs: Vec<Job>) {
+        let result = match self
+            .rules(settings, rules, jobs.iter().map(|j| j.now).max().unwrap_or_default())
+            .await
+        {
+            Ok((routes, silences)) => self.ingest_batch_inner(settings, routes, silences, rules, &jobs).await,
+            Err(e) => Err(e),
+        };
         match result {
-            Ok(results) => reply(jobs, results),
-            Err(e) => fail(jobs, &e),
+            Ok(results) => {
+                metrics::histogram!("klaxon_ingest_batch_requests").record(jobs.len() as f64);
+                for (job, r) in jobs.into_iter().zip(results) {
+                    let _ = job.reply.send(r);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, requests = jobs.len(), "ingest batch failed; nothing of it was stored");
+                let msg = e.to_string();
+                for job in jobs {
+                    let _ = job
+                        .reply
+                        .send(Err(StoreError::Conflict(format!("alert batch not stored: {msg}"))));
+                }
+            }
         }
     }
 
-    /// Decide a batch on a read connection, from the previous batch's seed.
-    async fn decide_ahead(
+    async fn ingest_batch_inner(
         &self,
-        settings: &Arc<IngestSettings>,
+        settings: &IngestSettings,
         routes: Vec<Route>,
         silences: Vec<Silence>,
-        seed: Option<Seed>,
+        carry: &mut Option<Rules>,
         jobs: &[Job],
-    ) -> Result<(Batch, Results), StoreError> {
-        let mut conn = self.read.acquire().await?;
-        let mut batch = Batch::new(
-            self.backend,
-            settings.clone(),
+    ) -> Result<Vec<Result<Vec<AlertOutcome>, StoreError>>, StoreError> {
+        let (alert_pks, next_alert_pk) = carry
+            .as_mut()
+            .map(|r| (std::mem::take(&mut r.alert_pks), r.next_alert_pk.take()))
+            .unwrap_or_default();
+        let mut tx = self.write.begin().await?;
+        let mut batch = Batch {
+            backend: self.backend,
+            settings,
+            reuse_window_ms: reuse_window_ms(settings, &routes),
             routes,
             silences,
-            false,
-            seed.unwrap_or_default(),
-        );
-        let results = decide(&mut batch, &mut conn, jobs).await?;
-        Ok((batch, results))
-    }
-
-    /// Write a batch decided ahead if what it assumed still holds, else decide it
-    /// again inside the transaction. True if it was committed as decided.
-    async fn write_ahead(
-        self,
-        settings: Arc<IngestSettings>,
-        routes: Vec<Route>,
-        silences: Vec<Silence>,
-        batch: Batch,
-        results: Results,
-        jobs: Vec<Job>,
-    ) -> bool {
-        let attempt = async {
-            let mut tx = self.write.begin().await?;
-            let t0 = std::time::Instant::now();
-            let valid = batch.still_valid(&mut tx).await?;
-            phase("validate", t0.elapsed());
-            if !valid {
-                return Ok(false);
-            }
-            self.write_batch(tx, batch).await?;
-            Ok::<_, StoreError>(true)
-        }
-        .await;
-        match attempt {
-            Ok(true) => {
-                reply(jobs, results);
-                true
-            }
-            Ok(false) | Err(_) => {
-                if let Err(e) = &attempt {
-                    tracing::debug!(error = %e, "ingest batch decided ahead failed to write; deciding it again");
-                }
-                metrics::counter!("klaxon_ingest_batch_redecided_total").increment(1);
-                self.ingest_batch(settings, routes, silences, jobs).await;
-                false
-            }
-        }
-    }
-
-    async fn write_batch(&self, mut tx: sqlx::Transaction<'static, sqlx::Any>, batch: Batch) -> Result<(), StoreError> {
+            alerts: HashMap::new(),
+            links: HashMap::new(),
+            new_links: Vec::new(),
+            groups: HashMap::new(),
+            dirty_groups: HashSet::new(),
+            incidents: HashMap::new(),
+            firing_base: HashMap::new(),
+            firing_delta: HashMap::new(),
+            counters: HashMap::new(),
+            alert_pks,
+            incident_pks: Vec::new(),
+            next_alert_pk,
+            next_incident_pk: None,
+            undo: Vec::new(),
+            touched_alerts: HashSet::new(),
+            touched_links: HashSet::new(),
+            touched_groups: HashSet::new(),
+            touched_incidents: HashSet::new(),
+            touched_deltas: HashSet::new(),
+            touched_counters: HashSet::new(),
+        };
         let t0 = std::time::Instant::now();
+        batch.preload(&mut tx, jobs).await?;
+        let t_preload = t0.elapsed();
+        let mut results = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            batch.begin_request();
+            let mut out = Vec::with_capacity(job.alerts.len());
+            let mut failed = None;
+            for a in &job.alerts {
+                match batch.process(&mut tx, &job.integration, a, job.now).await {
+                    Ok(o) => out.push(o),
+                    Err(e @ StoreError::Domain(_)) => {
+                        failed = Some(e);
+                        break;
+                    }
+                    // Database trouble: the whole batch fails and is retried by the senders.
+                    Err(e) => return Err(e),
+                }
+            }
+            match failed {
+                Some(e) => {
+                    batch.rollback_request();
+                    results.push(Err(e));
+                }
+                None => results.push(Ok(out)),
+            }
+        }
+        if let Some(r) = carry.as_mut() {
+            // Only this writer inserts alerts, so its next key stays valid.
+            r.alert_pks = std::mem::take(&mut batch.alert_pks);
+            r.next_alert_pk = batch.next_alert_pk;
+        }
+        let t_decide = t0.elapsed();
         let timers_changed = batch.flush(&mut tx).await?;
         let t_flush = t0.elapsed();
         tx.commit().await?;
         if timers_changed {
             self.wake_engine();
         }
-        phase("flush", t_flush);
-        phase("commit", t0.elapsed() - t_flush);
-        Ok(())
-    }
-}
-
-/// Preload the state a batch needs, then decide every request in memory; each
-/// request is all-or-nothing.
-async fn decide(batch: &mut Batch, conn: &mut AnyConnection, jobs: &[Job]) -> Result<Results, StoreError> {
-    let t0 = std::time::Instant::now();
-    batch.preload(conn, jobs).await?;
-    let t_preload = t0.elapsed();
-    phase("preload", t_preload);
-    let mut results = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        batch.begin_request();
-        let mut out = Vec::with_capacity(job.alerts.len());
-        let mut failed = None;
-        for a in &job.alerts {
-            match batch.process(conn, &job.integration, a, job.now).await {
-                Ok(o) => out.push(o),
-                Err(e @ StoreError::Domain(_)) => {
-                    failed = Some(e);
-                    break;
-                }
-                // Database trouble: the whole batch fails and is retried by the senders.
-                Err(e) => return Err(e),
-            }
+        let t_commit = t0.elapsed();
+        for (phase, d) in [
+            ("preload", t_preload),
+            ("decide", t_decide - t_preload),
+            ("flush", t_flush - t_decide),
+            ("commit", t_commit - t_flush),
+        ] {
+            metrics::histogram!("klaxon_ingest_batch_phase_seconds", "phase" => phase).record(d.as_secs_f64());
         }
-        match failed {
-            Some(e) => {
-                batch.rollback_request();
-                results.push(Err(e));
-            }
-            None => results.push(Ok(out)),
-        }
+        Ok(results)
     }
-    phase("decide", t0.elapsed() - t_preload);
-    Ok(results)
 }

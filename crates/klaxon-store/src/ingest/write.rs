@@ -62,7 +62,7 @@ pub(super) async fn insert_rows(
     Ok(())
 }
 
-impl Batch {
+impl Batch<'_> {
     // ---- writing -----------------------------------------------------
 
     /// Write everything decided; true if engine timers changed.

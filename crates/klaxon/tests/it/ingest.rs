@@ -683,9 +683,9 @@ async fn pagerduty_rate_limit_answers_429() {
     assert!(codes.contains(&429), "{codes:?}");
 }
 
-// The writer decides the next batch while the previous one commits, from what that batch
-// changed; API commands between batches must still win (checked at write time, decided again).
-both!(batches_decided_ahead_never_undo_what_others_wrote, |app| {
+// API commands between alert batches are kept: a batch never writes back an incident,
+// an incident number or a key from before them.
+both!(api_commands_between_alert_batches_are_kept, |app| {
     let key = integration(&app, "prom", IntegrationFormat::Alertmanager).await;
     let path = format!("/ingest/alertmanager/{key}");
     let labels = |n: &str, i: &str| json!({"alertname": n, "severity": "critical", "instance": i});
@@ -740,4 +740,27 @@ both!(batches_decided_ahead_never_undo_what_others_wrote, |app| {
         let t = app.client.timeline(&i.id).await.unwrap();
         assert!(!t.events.is_empty());
     }
+});
+
+// An alert that fires again and resolves in the same request leaves nothing firing: the
+// incident it reopened auto-resolves (a refired alert used to be counted twice).
+both!(an_alert_refiring_and_resolving_in_one_request_is_counted_once, |app| {
+    let key = integration(&app, "cron", IntegrationFormat::Generic).await;
+    let path = format!("/ingest/generic/{key}");
+    let ev = |status: &str| json!({"title": "Backup failed", "status": status, "dedup_key": "backup", "labels": {"job": "backup"}});
+    post(&app, &path, ev("firing").to_string().into_bytes()).await;
+    post(&app, &path, ev("resolved").to_string().into_bytes()).await;
+    let inc = incidents(&app).await.remove(0);
+    assert_eq!(inc.status, Status::Resolved);
+    app.clock.advance(SignedDuration::from_mins(5));
+    let (status, body) = post(
+        &app,
+        &path,
+        json!([ev("firing"), ev("resolved")]).to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["alerts"][0]["result"], "refired", "{body}");
+    let after = app.client.incident(&inc.id).await.unwrap();
+    assert_eq!((after.status, after.reopen_count), (Status::Resolved, 1), "{after:?}");
 });
