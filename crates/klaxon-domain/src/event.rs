@@ -239,23 +239,16 @@ pub struct TimelineEvent {
 
 /// The canonical encoding that is hashed.
 pub fn canonical(incident_id: &str, seq: u64, at: Timestamp, actor: &str, kind: &serde_json::Value) -> String {
-    // The compact JSON of the object {incident_id, seq, at, actor, kind} with keys in
-    // order (serde_json's map is sorted: no `preserve_order`), written directly
-    // rather than through a cloned `Value` (the ingest writer seals one event per alert).
-    let mut out = String::with_capacity(160);
+    // The compact JSON of {incident_id, seq, at, actor, kind} with its keys sorted (as
+    // serde_json's map prints them), written directly instead of through a cloned `Value`:
+    // the ingest writer seals one event per alert.
     let text = |s: &str| serde_json::to_string(s).unwrap_or_default();
-    out.push_str("{\"actor\":");
-    out.push_str(&text(actor));
-    out.push_str(",\"at\":");
-    out.push_str(&at.as_millisecond().to_string());
-    out.push_str(",\"incident_id\":");
-    out.push_str(&text(incident_id));
-    out.push_str(",\"kind\":");
-    out.push_str(&kind.to_string());
-    out.push_str(",\"seq\":");
-    out.push_str(&seq.to_string());
-    out.push('}');
-    out
+    format!(
+        "{{\"actor\":{},\"at\":{},\"incident_id\":{},\"kind\":{kind},\"seq\":{seq}}}",
+        text(actor),
+        at.as_millisecond(),
+        text(incident_id)
+    )
 }
 
 pub fn chain_hash(prev_hash: &str, canonical: &str) -> String {
