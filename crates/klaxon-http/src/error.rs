@@ -74,6 +74,7 @@ impl From<StoreError> for ApiError {
             StoreError::TokenNotFound(id) => ApiError::not_found(format!("token {id} not found")),
             StoreError::NotFoundOf(what, id) => ApiError::not_found(format!("{what} {id} not found")),
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            StoreError::Overloaded(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", m),
             other => {
                 tracing::error!(error = %other, "store error");
                 ApiError::new(

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use klaxon_domain::alert::{AlertAction, AlertInput, AlertLink, labels_fingerprint};
@@ -346,21 +346,78 @@ fn store_failed(e: StoreError) -> ApiError {
     )
 }
 
-async fn submit(s: &AppState, info: IntegrationInfo, alerts: Vec<AlertInput>) -> ApiResult<Vec<AlertOutcome>> {
-    let n = alerts.len();
-    let out = s
-        .ingestor
-        .submit(info, alerts, s.clock.now())
-        .await
-        .map_err(|e| match e {
-            StoreError::Domain(d) => d.into(),
-            e => store_failed(e),
-        })?;
-    metrics::counter!("klaxon_alerts_ingested_total").increment(n as u64);
-    Ok(out)
+/// `Prefer: return=representation` (RFC 7240): answer with what applying the
+/// alerts came to (incidents opened or joined), not only once they are committed.
+fn wants_outcome(headers: &HeaderMap) -> bool {
+    headers.get_all("prefer").iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|p| p.trim().eq_ignore_ascii_case("return=representation"))
+        })
+    })
 }
 
-async fn ingest_path(s: AppState, key: String, body: Bytes, format: IntegrationFormat) -> ApiResult<Json<Value>> {
+/// Commit the alerts; with `outcome`, wait until they are applied too.
+async fn submit(
+    s: &AppState,
+    info: IntegrationInfo,
+    alerts: Vec<AlertInput>,
+    outcome: bool,
+) -> ApiResult<Option<Vec<AlertOutcome>>> {
+    let n = alerts.len();
+    let applied = s
+        .ingestor
+        .accept(info, alerts, s.clock.now(), outcome)
+        .await
+        .map_err(ingest_failed)?;
+    metrics::counter!("klaxon_alerts_ingested_total").increment(n as u64);
+    match applied {
+        None => Ok(None),
+        Some(rx) => {
+            let out = rx
+                .await
+                .map_err(|_| store_failed(StoreError::Conflict("the ingest applier stopped".into())))?
+                .map_err(ingest_failed)?;
+            Ok(Some(out))
+        }
+    }
+}
+
+fn ingest_failed(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Domain(d) => d.into(),
+        e @ StoreError::Overloaded(_) => e.into(),
+        e => store_failed(e),
+    }
+}
+
+/// An error answer; a refusal for overload says when to come back.
+fn error_response(e: ApiError) -> Response {
+    let busy = e.status == StatusCode::SERVICE_UNAVAILABLE;
+    let mut r = e.into_response();
+    if busy {
+        r.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+    }
+    r
+}
+
+async fn ingest_path(s: AppState, key: String, headers: HeaderMap, body: Bytes, format: IntegrationFormat) -> Response {
+    match ingest_path_inner(s, key, headers, body, format).await {
+        Ok(r) => r,
+        Err(e) => error_response(e),
+    }
+}
+
+async fn ingest_path_inner(
+    s: AppState,
+    key: String,
+    headers: HeaderMap,
+    body: Bytes,
+    format: IntegrationFormat,
+) -> ApiResult<Response> {
     let info = integration_for(&s, &key, format).await?;
     let alerts = match format {
         IntegrationFormat::Alertmanager => parse_alertmanager(&body, false)?,
@@ -370,32 +427,50 @@ async fn ingest_path(s: AppState, key: String, body: Bytes, format: IntegrationF
     if !s.limiter.allow(&info.id, alerts.len()) {
         return Err(rate_limited());
     }
-    let out = submit(&s, info, alerts).await?;
-    Ok(Json(json!({"status": "success", "alerts": out})))
+    let keys: Vec<String> = alerts.iter().map(|a| a.dedup_key.clone()).collect();
+    Ok(match submit(&s, info, alerts, wants_outcome(&headers)).await? {
+        Some(out) => (StatusCode::OK, Json(json!({"status": "success", "alerts": out}))).into_response(),
+        None => {
+            let accepted: Vec<Value> = keys
+                .into_iter()
+                .map(|k| json!({"dedup_key": k, "result": "accepted"}))
+                .collect();
+            (
+                StatusCode::ACCEPTED,
+                Json(json!({"status": "success", "alerts": accepted})),
+            )
+                .into_response()
+        }
+    })
 }
 
 /// Prometheus Alertmanager webhook (version 4).
 #[utoipa::path(post, path = "/ingest/alertmanager/{key}", tag = "ingest", params(("key" = String, Path, description = "Integration key")),
     request_body(content = Object, description = "Alertmanager webhook payload, version 4"),
-    responses((status = 200, description = "Committed"), (status = 400), (status = 404), (status = 413), (status = 422), (status = 429)))]
-pub async fn alertmanager(State(s): State<AppState>, Path(key): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
-    ingest_path(s, key, body, IntegrationFormat::Alertmanager).await
+    responses((status = 202, description = "Committed; applied next"), (status = 200, description = "Committed and applied (with `Prefer: return=representation`)"), (status = 400), (status = 404), (status = 413), (status = 422), (status = 429), (status = 503, description = "Too many alerts waiting to be applied; retry after `Retry-After`")))]
+pub async fn alertmanager(
+    State(s): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    ingest_path(s, key, headers, body, IntegrationFormat::Alertmanager).await
 }
 
 /// Grafana unified alerting webhook contact point.
 #[utoipa::path(post, path = "/ingest/grafana/{key}", tag = "ingest", params(("key" = String, Path, description = "Integration key")),
     request_body(content = Object, description = "Grafana webhook payload"),
-    responses((status = 200, description = "Committed"), (status = 400), (status = 404), (status = 413), (status = 422), (status = 429)))]
-pub async fn grafana(State(s): State<AppState>, Path(key): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
-    ingest_path(s, key, body, IntegrationFormat::Grafana).await
+    responses((status = 202, description = "Committed; applied next"), (status = 200, description = "Committed and applied (with `Prefer: return=representation`)"), (status = 400), (status = 404), (status = 413), (status = 422), (status = 429), (status = 503, description = "Too many alerts waiting to be applied; retry after `Retry-After`")))]
+pub async fn grafana(State(s): State<AppState>, Path(key): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    ingest_path(s, key, headers, body, IntegrationFormat::Grafana).await
 }
 
 /// Generic JSON: `{"title", "status": "firing|resolved", "dedup_key", "severity", "labels", "annotations", "links"}` or an array of them.
 #[utoipa::path(post, path = "/ingest/generic/{key}", tag = "ingest", params(("key" = String, Path, description = "Integration key")),
     request_body(content = Object, description = "Generic alert or array of alerts"),
-    responses((status = 200, description = "Committed"), (status = 400), (status = 404), (status = 413), (status = 422), (status = 429)))]
-pub async fn generic(State(s): State<AppState>, Path(key): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
-    ingest_path(s, key, body, IntegrationFormat::Generic).await
+    responses((status = 202, description = "Committed; applied next"), (status = 200, description = "Committed and applied (with `Prefer: return=representation`)"), (status = 400), (status = 404), (status = 413), (status = 422), (status = 429), (status = 503, description = "Too many alerts waiting to be applied; retry after `Retry-After`")))]
+pub async fn generic(State(s): State<AppState>, Path(key): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    ingest_path(s, key, headers, body, IntegrationFormat::Generic).await
 }
 
 /// A PagerDuty-shaped answer.
@@ -579,7 +654,7 @@ fn parse_pagerduty(v: &Value) -> Result<(String, AlertInput), Vec<String>> {
     request_body(content = Object, description = "PagerDuty Events API v2 event; routing_key is the integration key"),
     responses((status = 202, description = "{\"status\":\"success\",\"message\":\"Event processed\",\"dedup_key\":\"...\"}"),
         (status = 400, description = "{\"status\":\"invalid event\",\"message\":...,\"errors\":[...]}"), (status = 429)))]
-pub async fn pagerduty(State(s): State<AppState>, body: Bytes) -> Response {
+pub async fn pagerduty(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let value: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
@@ -618,10 +693,14 @@ pub async fn pagerduty(State(s): State<AppState>, body: Bytes) -> Response {
         );
     }
     let dedup_key = alert.dedup_key.clone();
-    match submit(&s, info, vec![alert]).await {
+    match submit(&s, info, vec![alert], wants_outcome(&headers)).await {
         Ok(_) => pd(
             StatusCode::ACCEPTED,
             json!({"status": "success", "message": "Event processed", "dedup_key": dedup_key}),
+        ),
+        Err(e) if e.code == "overloaded" => pd(
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({"status": "throttle event", "message": "Too many events are waiting to be processed. Please retry later."}),
         ),
         Err(e) => e.into_response(),
     }

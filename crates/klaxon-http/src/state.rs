@@ -54,7 +54,7 @@ impl AppState {
         rate: (u32, u32),
     ) -> Self {
         let ingest = Arc::new(ingest);
-        let ingestor = Ingestor::start(store.clone(), ingest.clone());
+        let ingestor = Ingestor::start(store.clone(), ingest.clone(), clock.clone());
         AppState {
             store,
             clock,

@@ -75,6 +75,11 @@ fn migrations(backend: Backend) -> Migrator {
                 "status_page",
                 include_str!("../migrations/sqlite/0010_status_page.sql"),
             ),
+            (
+                11,
+                "ingest_journal",
+                include_str!("../migrations/sqlite/0011_ingest_journal.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -110,6 +115,11 @@ fn migrations(backend: Backend) -> Migrator {
                 10,
                 "status_page",
                 include_str!("../migrations/postgres/0010_status_page.sql"),
+            ),
+            (
+                11,
+                "ingest_journal",
+                include_str!("../migrations/postgres/0011_ingest_journal.sql"),
             ),
         ],
     };
@@ -214,6 +224,7 @@ impl Store {
             migrations(Backend::Postgres).run(&pool).await?;
             return Ok(Store {
                 backend: Backend::Postgres,
+                journal: pool.clone(),
                 write: pool.clone(),
                 read: pool,
                 rules_generation: Default::default(),
@@ -260,12 +271,14 @@ impl Store {
             AnyPoolOptions::new()
                 .max_connections(opts.max_connections.max(1))
                 .acquire_timeout(Duration::from_secs(10))
-                .after_connect(setup(pragmas))
+                .after_connect(setup(pragmas.clone()))
                 .connect(&sqlite)
                 .await?
         };
+        let journal = crate::ingest::open_sqlite_journal(&sqlite, &pragmas).await?;
         Ok(Store {
             backend: Backend::Sqlite,
+            journal,
             write,
             read,
             rules_generation: Default::default(),

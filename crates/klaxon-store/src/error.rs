@@ -13,6 +13,9 @@ pub enum StoreError {
     TokenNotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// More alerts are waiting to be applied than the server holds; retry later.
+    #[error("{0}")]
+    Overloaded(String),
     #[error("stored data is not readable: {0}")]
     Corrupt(String),
     #[error("database URL: {0}")]

@@ -28,7 +28,7 @@ pub use connect::{Backend, StoreOptions};
 pub use documents::Collection;
 pub use error::StoreError;
 pub use incidents::ListFilter;
-pub use ingest::{IngestSettings, Ingestor};
+pub use ingest::{DEFAULT_MAX_BACKLOG, IngestSettings, Ingestor, Outcomes};
 pub use integrations::new_integration_key;
 pub use outbox::{ClaimedNotification, Delivery, Notification, NotificationFilter};
 pub use probes::{Compaction, ComponentDay, Counts, ProbeRecord, ProbeState, StateUpdate};
@@ -44,6 +44,8 @@ pub struct Store {
     /// Serialised writer (one connection on SQLite, the shared pool on PostgreSQL).
     write: AnyPool,
     read: AnyPool,
+    /// The ingest journal: a second file on SQLite, the main pool on PostgreSQL.
+    journal: AnyPool,
     /// Bumped when routes or silences change, so cached copies are refreshed.
     rules_generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Rung after commits that change timers or notifications.

@@ -80,6 +80,14 @@ pub struct IngestConfig {
     pub rate_limit_burst: u32,
     #[serde(default)]
     pub flapping: Option<FlapPolicy>,
+    /// Most alerts accepted (committed) and not yet applied; beyond it
+    /// senders get 503 (429 on `/v2/enqueue`) with `Retry-After` and retry.
+    #[serde(default = "default_max_backlog")]
+    pub max_backlog: usize,
+}
+
+fn default_max_backlog() -> usize {
+    klaxon_store::DEFAULT_MAX_BACKLOG
 }
 
 fn default_rate() -> u32 {
@@ -95,6 +103,7 @@ impl Default for IngestConfig {
         Self {
             rate_limit_per_second: default_rate(),
             rate_limit_burst: default_burst(),
+            max_backlog: default_max_backlog(),
             flapping: None,
         }
     }

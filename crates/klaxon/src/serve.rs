@@ -150,6 +150,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(f) = r.config.file.ingest.flapping {
         ingest.flap = f;
     }
+    ingest.max_backlog = r.config.file.ingest.max_backlog;
     let rate = (
         r.config.file.ingest.rate_limit_per_second,
         r.config.file.ingest.rate_limit_burst,

@@ -1,29 +1,47 @@
 //! Alert ingestion: dedup, silences, routing, grouping into incidents,
-//! auto-resolve and flapping — and the group-commit writer that lets many
-//! concurrent requests share one transaction.
+//! auto-resolve and flapping — behind a durable journal with group commit.
 //!
-//! A batch is worked in two phases. First every request is decided in
-//! memory against state read in a few set-based queries (the latest alert of
-//! each dedup key, the incident of each group, the incidents involved); each
-//! request is all-or-nothing through an undo journal. Then everything is
-//! written with multi-row statements and committed once. The sender gets its
-//! 2xx only after the commit.
+//! A request goes through two stages, each a single task working in batches:
+//!
+//! 1. **Intake.** Whatever requests are queued when the intake is free are
+//!    written to the ingest journal ([`journal`]) in one transaction; then
+//!    each is answered: a 2xx means the alerts are committed.
+//! 2. **Apply.** Accepted requests are applied in the order they were
+//!    journaled. A batch is worked in two phases: first every request is
+//!    decided in memory against state read in a few set-based queries (the
+//!    latest alert of each dedup key, the incident of each group, the
+//!    incidents involved), each request all-or-nothing through an undo
+//!    journal; then everything is written with multi-row statements,
+//!    together with the journal mark of the last request applied, and
+//!    committed once. A caller that wants the outcome (incidents opened or
+//!    joined) waits for this stage too.
+//!
+//! Accepting and applying overlap, so accepting is not slowed by applying;
+//! when more than [`IngestSettings::max_backlog`] alerts are accepted and
+//! not applied, new requests are refused (503/429) until the applier catches
+//! up. Should the server stop with a backlog, the journal is applied when it
+//! starts again (or, on PostgreSQL, by another node after a minute).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use jiff::Timestamp;
+use klaxon_domain::Clock;
 use klaxon_domain::alert::{AlertInput, FlapPolicy, Route, Silence};
 use klaxon_domain::config::Catalog;
 use klaxon_domain::wire::{AlertOutcome, IntegrationInfo};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::{Store, StoreError};
+use crate::{Backend, Store, StoreError};
 
 mod batch;
+mod journal;
 mod write;
 
 use batch::Batch;
+pub(crate) use journal::open_sqlite_journal;
+use journal::{Entry, Leftover};
 
 /// What ingestion needs besides the database.
 #[derive(Debug, Clone)]
@@ -34,7 +52,13 @@ pub struct IngestSettings {
     /// Catches what no route matches.
     pub default_route: Route,
     pub flap: FlapPolicy,
+    /// Most alerts accepted and not yet applied; beyond it requests are refused.
+    pub max_backlog: usize,
 }
+
+/// Default [`IngestSettings::max_backlog`]: about half a minute of applying on
+/// a small machine, a few hundred MB of memory at most.
+pub const DEFAULT_MAX_BACKLOG: usize = 250_000;
 
 impl IngestSettings {
     pub fn new(catalog: Arc<Catalog>) -> Self {
@@ -43,6 +67,7 @@ impl IngestSettings {
             routes: vec![],
             default_route: Route::default_route(),
             flap: FlapPolicy::default(),
+            max_backlog: DEFAULT_MAX_BACKLOG,
         }
     }
 }
@@ -60,60 +85,251 @@ fn reuse_window_ms(settings: &IngestSettings, routes: &[Route]) -> i64 {
     flap.max(reopen)
 }
 
-type Reply = oneshot::Sender<Result<Vec<AlertOutcome>, StoreError>>;
+/// What applying one request came to.
+pub type Outcomes = Result<Vec<AlertOutcome>, StoreError>;
 
+/// One accepted request, on its way to be applied.
 pub(super) struct Job {
     pub(super) integration: IntegrationInfo,
     pub(super) alerts: Vec<AlertInput>,
     pub(super) now: Timestamp,
-    pub(super) reply: Reply,
+    /// Its journal row (of the batch's writer).
+    seq: i64,
+    /// Whoever waits for the outcome.
+    reply: Option<oneshot::Sender<Outcomes>>,
 }
 
-/// The group-commit writer: concurrent requests are queued, and whatever is
-/// queued when the writer is free is committed in one transaction. A request
-/// is answered only after commit.
+/// A request waiting for the intake.
+struct Intake {
+    job: Job,
+    /// The alerts as the journal keeps them.
+    text: String,
+    accepted: oneshot::Sender<Result<(), StoreError>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    /// This server start's journal writer name.
+    writer: String,
+    /// Alerts accepted and not yet applied.
+    backlog: watch::Sender<usize>,
+    /// Last of this writer's journal rows applied.
+    applied: AtomicI64,
+}
+
+/// The ingest pipeline: group-committed intake into the journal, then the
+/// applier. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Ingestor {
-    queue: mpsc::Sender<Job>,
+    intake: mpsc::Sender<Intake>,
+    shared: Arc<Shared>,
+    max_backlog: usize,
 }
 
-/// Most requests committed together.
+/// Most requests journaled together.
+const MAX_INTAKE: usize = 1024;
+/// Most requests, and about the most alerts, applied together.
 const MAX_BATCH: usize = 512;
+const MAX_BATCH_ALERTS: usize = 5_000;
+/// Journal rows older than this with no applier are another node's leftovers.
+const ORPHAN_AFTER: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
 
 impl Ingestor {
-    pub fn start(store: Store, settings: Arc<IngestSettings>) -> Ingestor {
-        let (queue, mut rx) = mpsc::channel::<Job>(8192);
-        tokio::spawn(async move {
-            let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-            let mut rules: Option<Rules> = None;
-            while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-                store
-                    .ingest_batch(&settings, &mut rules, std::mem::take(&mut jobs))
-                    .await;
-            }
+    pub fn start(store: Store, settings: Arc<IngestSettings>, clock: Arc<dyn Clock>) -> Ingestor {
+        let (intake, intake_rx) = mpsc::channel::<Intake>(8192);
+        let (apply_tx, apply_rx) = mpsc::unbounded_channel::<Job>();
+        let shared = Arc::new(Shared {
+            writer: crate::random_hex("w-", 8),
+            backlog: watch::Sender::new(0),
+            applied: AtomicI64::new(0),
         });
-        Ingestor { queue }
+        tokio::spawn(run_intake(store.clone(), shared.clone(), intake_rx, apply_tx));
+        tokio::spawn(run_applier(store, settings.clone(), clock, shared.clone(), apply_rx));
+        Ingestor {
+            intake,
+            shared,
+            max_backlog: settings.max_backlog,
+        }
     }
 
-    /// Ingest one request's alerts; returns after they are committed.
-    pub async fn submit(
+    /// Commit one request's alerts to the journal; returns once they are
+    /// committed. With `outcome`, the returned receiver gets what applying
+    /// them came to.
+    pub async fn accept(
         &self,
         integration: IntegrationInfo,
         alerts: Vec<AlertInput>,
         now: Timestamp,
-    ) -> Result<Vec<AlertOutcome>, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.queue
-            .send(Job {
-                integration,
-                alerts,
-                now,
-                reply,
+        outcome: bool,
+    ) -> Result<Option<oneshot::Receiver<Outcomes>>, StoreError> {
+        let waiting = *self.shared.backlog.borrow();
+        if waiting >= self.max_backlog {
+            metrics::counter!("klaxon_ingest_refused_total").increment(1);
+            return Err(StoreError::Overloaded(format!(
+                "{waiting} alerts are waiting to be applied; retry later"
+            )));
+        }
+        let text = serde_json::to_string(&alerts)
+            .map_err(|e| StoreError::Conflict(format!("alerts not serialisable: {e}")))?;
+        let (reply, applied) = match outcome {
+            true => {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Some(rx))
+            }
+            false => (None, None),
+        };
+        let (accepted, rx) = oneshot::channel();
+        self.intake
+            .send(Intake {
+                job: Job {
+                    integration,
+                    alerts,
+                    now,
+                    seq: 0,
+                    reply,
+                },
+                text,
+                accepted,
             })
             .await
-            .map_err(|_| StoreError::Conflict("the ingest writer has stopped".into()))?;
+            .map_err(|_| StoreError::Conflict("the ingest intake has stopped".into()))?;
         rx.await
-            .map_err(|_| StoreError::Conflict("the ingest writer dropped the request".into()))?
+            .map_err(|_| StoreError::Conflict("the ingest intake dropped the request".into()))??;
+        Ok(applied)
+    }
+
+    /// Ingest one request's alerts; returns after they are applied, with the outcome.
+    pub async fn submit(&self, integration: IntegrationInfo, alerts: Vec<AlertInput>, now: Timestamp) -> Outcomes {
+        let rx = self
+            .accept(integration, alerts, now, true)
+            .await?
+            .ok_or_else(|| StoreError::Conflict("no outcome".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Conflict("the ingest applier dropped the request".into()))?
+    }
+
+    /// Alerts accepted and not yet applied.
+    pub fn backlog(&self) -> usize {
+        *self.shared.backlog.borrow()
+    }
+
+    /// Wait until everything accepted so far is applied.
+    pub async fn settled(&self) {
+        let mut rx = self.shared.backlog.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+}
+
+/// Stage 1: journal whatever is queued in one transaction, answer, hand on.
+async fn run_intake(
+    store: Store,
+    shared: Arc<Shared>,
+    mut rx: mpsc::Receiver<Intake>,
+    apply: mpsc::UnboundedSender<Job>,
+) {
+    let mut next_seq = 1i64;
+    let mut pruned = 0i64;
+    let mut last_prune = std::time::Instant::now();
+    let mut buf: Vec<Intake> = Vec::with_capacity(MAX_INTAKE);
+    while rx.recv_many(&mut buf, MAX_INTAKE).await > 0 {
+        let entries: Vec<Entry> = buf
+            .iter_mut()
+            .enumerate()
+            .map(|(i, x)| Entry {
+                seq: next_seq + i as i64,
+                integration_id: x.job.integration.id.clone(),
+                received_at: x.job.now,
+                alerts: std::mem::take(&mut x.text),
+            })
+            .collect();
+        let result = store.journal_append(&shared.writer, &entries).await;
+        metrics::histogram!("klaxon_ingest_intake_requests").record(buf.len() as f64);
+        match result {
+            Ok(()) => {
+                let alerts: usize = buf.iter().map(|x| x.job.alerts.len()).sum();
+                shared.backlog.send_modify(|n| *n += alerts);
+                for (x, e) in buf.drain(..).zip(&entries) {
+                    let mut job = x.job;
+                    job.seq = e.seq;
+                    let _ = x.accepted.send(Ok(()));
+                    let _ = apply.send(job);
+                }
+                next_seq += entries.len() as i64;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, requests = buf.len(), "ingest journal write failed; nothing of it was accepted");
+                let msg = e.to_string();
+                for x in buf.drain(..) {
+                    let _ = x
+                        .accepted
+                        .send(Err(StoreError::Conflict(format!("alerts not stored: {msg}"))));
+                }
+            }
+        }
+        // Applied rows leave the journal now and then (not in the hot path).
+        let applied = shared.applied.load(Ordering::Acquire);
+        if applied > pruned && last_prune.elapsed() > std::time::Duration::from_secs(1) {
+            match store.journal_prune(&shared.writer, applied).await {
+                Ok(_) => pruned = applied,
+                Err(e) => tracing::warn!(error = %e, "ingest journal prune failed; retried later"),
+            }
+            last_prune = std::time::Instant::now();
+        }
+    }
+}
+
+/// Stage 2: apply accepted requests in journal order, after any leftovers.
+async fn run_applier(
+    store: Store,
+    settings: Arc<IngestSettings>,
+    clock: Arc<dyn Clock>,
+    shared: Arc<Shared>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+) {
+    let mut rules: Option<Rules> = None;
+    // SQLite has one server: everything another start left is applied first.
+    // On PostgreSQL another node's rows are its own until they are old.
+    let mut sweep_at = std::time::Instant::now();
+    let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    loop {
+        if sweep_at <= std::time::Instant::now() {
+            let before = match store.backend {
+                Backend::Sqlite => None,
+                Backend::Postgres => Some(clock.now() - ORPHAN_AFTER),
+            };
+            store
+                .apply_leftovers(&settings, &mut rules, &shared.writer, before)
+                .await;
+            sweep_at = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        }
+        let next = match store.backend {
+            Backend::Postgres => tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv()).await,
+            Backend::Sqlite => Ok(rx.recv().await),
+        };
+        let job = match next {
+            Ok(Some(job)) => job,
+            Ok(None) => return,
+            Err(_) => continue,
+        };
+        let mut alerts = job.alerts.len();
+        jobs.push(job);
+        while jobs.len() < MAX_BATCH && alerts < MAX_BATCH_ALERTS {
+            match rx.try_recv() {
+                Ok(job) => {
+                    alerts += job.alerts.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let batch = std::mem::take(&mut jobs);
+        if let Some(last) = store
+            .apply_with_retry(&settings, &mut rules, &shared.writer, batch)
+            .await
+        {
+            shared.applied.fetch_max(last, Ordering::AcqRel);
+        }
+        shared.backlog.send_modify(|n| *n = n.saturating_sub(alerts));
     }
 }
 
@@ -160,31 +376,168 @@ impl Store {
         Ok((routes, silences))
     }
 
-    async fn ingest_batch(&self, settings: &IngestSettings, rules: &mut Option<Rules>, jobs: Vec<Job>) {
-        let result = match self
-            .rules(settings, rules, jobs.iter().map(|j| j.now).max().unwrap_or_default())
-            .await
-        {
-            Ok((routes, silences)) => self.ingest_batch_inner(settings, routes, silences, rules, &jobs).await,
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(results) => {
-                metrics::histogram!("klaxon_ingest_batch_requests").record(jobs.len() as f64);
-                for (job, r) in jobs.into_iter().zip(results) {
-                    let _ = job.reply.send(r);
+    /// Apply a batch of one writer's journal rows; on database trouble try
+    /// again (the rows are safe in the journal), and should a batch keep
+    /// failing, apply its requests one by one so that one bad request cannot
+    /// hold up the rest. Returns the last sequence applied.
+    async fn apply_with_retry(
+        &self,
+        settings: &IngestSettings,
+        rules: &mut Option<Rules>,
+        writer: &str,
+        jobs: Vec<Job>,
+    ) -> Option<i64> {
+        let last = jobs.iter().map(|j| j.seq).max();
+        let mut pause = std::time::Duration::from_millis(50);
+        for _attempt in 0..3 {
+            match self.ingest_batch(settings, rules, writer, &jobs).await {
+                Ok(results) => {
+                    metrics::histogram!("klaxon_ingest_batch_requests").record(jobs.len() as f64);
+                    for (job, r) in jobs.into_iter().zip(results) {
+                        reply(job.reply, r);
+                    }
+                    return last;
                 }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, requests = jobs.len(), "ingest batch failed; nothing of it was stored");
-                let msg = e.to_string();
-                for job in jobs {
-                    let _ = job
-                        .reply
-                        .send(Err(StoreError::Conflict(format!("alert batch not stored: {msg}"))));
+                Err(e) => {
+                    tracing::error!(error = %e, requests = jobs.len(), "applying accepted alerts failed; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause *= 4;
                 }
             }
         }
+        for job in jobs {
+            let mut outcome = None;
+            for _attempt in 0..3 {
+                match self
+                    .ingest_batch(settings, rules, writer, std::slice::from_ref(&job))
+                    .await
+                {
+                    Ok(mut r) => {
+                        outcome = r.pop();
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, writer, seq = job.seq, "applying an accepted request failed");
+                        tokio::time::sleep(pause).await;
+                    }
+                }
+            }
+            let outcome = match outcome {
+                Some(o) => o,
+                None => {
+                    // Keeps failing: pass it (it stays in the journal) so that
+                    // later alerts are not held up behind it.
+                    metrics::counter!("klaxon_ingest_dead_total").increment(1);
+                    tracing::error!(writer, seq = job.seq, "accepted request could not be applied; passed");
+                    let passed = async {
+                        let mut tx = self.write.begin().await?;
+                        self.applied_seq(&mut tx, writer).await?;
+                        self.set_applied_seq(&mut tx, writer, job.seq).await?;
+                        tx.commit().await?;
+                        Ok::<(), StoreError>(())
+                    };
+                    if let Err(e) = passed.await {
+                        tracing::error!(error = %e, "could not pass the request either");
+                    }
+                    Err(StoreError::Conflict(
+                        "the alerts were accepted but could not be applied".into(),
+                    ))
+                }
+            };
+            reply(job.reply, outcome);
+        }
+        last
+    }
+
+    /// Apply journal rows no running writer of this node will apply: all of
+    /// other server starts' on SQLite, those older than `before` on PostgreSQL.
+    async fn apply_leftovers(
+        &self,
+        settings: &IngestSettings,
+        rules: &mut Option<Rules>,
+        me: &str,
+        before: Option<Timestamp>,
+    ) {
+        const CHUNK: i64 = 2_000;
+        let mut integrations: HashMap<String, Option<IntegrationInfo>> = HashMap::new();
+        loop {
+            let rows = match self.journal_leftovers(me, before, CHUNK).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the ingest journal failed; retried later");
+                    return;
+                }
+            };
+            if rows.is_empty() {
+                return;
+            }
+            let full = rows.len() as i64 >= CHUNK;
+            tracing::info!(requests = rows.len(), "applying accepted alerts left in the journal");
+            let mut by_writer: Vec<(String, Vec<Job>)> = Vec::new();
+            for Leftover {
+                writer,
+                seq,
+                integration_id,
+                received_at,
+                alerts,
+            } in rows
+            {
+                if !integrations.contains_key(&integration_id) {
+                    let found = self.integration(&integration_id).await.ok().flatten();
+                    integrations.insert(integration_id.clone(), found);
+                }
+                let (integration, alerts) = match integrations.get(&integration_id).cloned().flatten() {
+                    Some(i) => (i, alerts),
+                    None => {
+                        tracing::warn!(
+                            writer,
+                            seq,
+                            integration_id,
+                            "integration deleted; its journaled alerts are dropped"
+                        );
+                        (deleted_integration(&integration_id), Vec::new())
+                    }
+                };
+                let job = Job {
+                    integration,
+                    alerts,
+                    now: received_at,
+                    seq,
+                    reply: None,
+                };
+                match by_writer.last_mut() {
+                    Some((w, jobs)) if *w == writer => jobs.push(job),
+                    _ => by_writer.push((writer, vec![job])),
+                }
+            }
+            for (writer, jobs) in by_writer {
+                let mut jobs = jobs.into_iter().peekable();
+                while jobs.peek().is_some() {
+                    let part: Vec<Job> = jobs.by_ref().take(MAX_BATCH).collect();
+                    self.apply_with_retry(settings, rules, &writer, part).await;
+                }
+                if let Err(e) = self.journal_prune_applied(&writer).await {
+                    tracing::warn!(error = %e, writer, "ingest journal prune failed");
+                }
+            }
+            if !full {
+                return;
+            }
+        }
+    }
+
+    async fn ingest_batch(
+        &self,
+        settings: &IngestSettings,
+        rules: &mut Option<Rules>,
+        writer: &str,
+        jobs: &[Job],
+    ) -> Result<Vec<Outcomes>, StoreError> {
+        let (routes, silences) = self
+            .rules(settings, rules, jobs.iter().map(|j| j.now).max().unwrap_or_default())
+            .await?;
+        self.ingest_batch_inner(settings, routes, silences, rules, writer, jobs)
+            .await
     }
 
     async fn ingest_batch_inner(
@@ -193,8 +546,9 @@ impl Store {
         routes: Vec<Route>,
         silences: Vec<Silence>,
         carry: &mut Option<Rules>,
+        writer: &str,
         jobs: &[Job],
-    ) -> Result<Vec<Result<Vec<AlertOutcome>, StoreError>>, StoreError> {
+    ) -> Result<Vec<Outcomes>, StoreError> {
         let (alert_pks, next_alert_pk) = carry
             .as_mut()
             .map(|r| (std::mem::take(&mut r.alert_pks), r.next_alert_pk.take()))
@@ -231,7 +585,13 @@ impl Store {
         batch.preload(&mut tx, jobs).await?;
         let t_preload = t0.elapsed();
         let mut results = Vec::with_capacity(jobs.len());
+        // Rows another node applied already (after this node stalled) are not applied twice.
+        let applied = self.applied_seq(&mut tx, writer).await?;
         for job in jobs {
+            if job.seq <= applied {
+                results.push(Err(StoreError::Conflict("applied already by another node".into())));
+                continue;
+            }
             batch.begin_request();
             let mut out = Vec::with_capacity(job.alerts.len());
             let mut failed = None;
@@ -261,6 +621,9 @@ impl Store {
         }
         let t_decide = t0.elapsed();
         let timers_changed = batch.flush(&mut tx).await?;
+        if let Some(last) = jobs.iter().map(|j| j.seq).max() {
+            self.set_applied_seq(&mut tx, writer, last).await?;
+        }
         let t_flush = t0.elapsed();
         tx.commit().await?;
         if timers_changed {
@@ -276,5 +639,29 @@ impl Store {
             metrics::histogram!("klaxon_ingest_batch_phase_seconds", "phase" => phase).record(d.as_secs_f64());
         }
         Ok(results)
+    }
+}
+
+fn reply(to: Option<oneshot::Sender<Outcomes>>, outcome: Outcomes) {
+    if let Err(e) = &outcome {
+        metrics::counter!("klaxon_ingest_rejected_total").increment(1);
+        if to.is_none() {
+            tracing::warn!(error = %e, "accepted alerts were refused when applied");
+        }
+    }
+    if let Some(to) = to {
+        let _ = to.send(outcome);
+    }
+}
+
+/// Stands in for an integration deleted while its alerts waited in the journal.
+fn deleted_integration(id: &str) -> IntegrationInfo {
+    IntegrationInfo {
+        id: id.to_string(),
+        name: format!("deleted integration {id}"),
+        format: klaxon_domain::wire::IntegrationFormat::Generic,
+        key_prefix: String::new(),
+        created_at: Timestamp::UNIX_EPOCH,
+        rotated_at: None,
     }
 }

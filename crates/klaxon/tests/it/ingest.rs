@@ -33,8 +33,9 @@ fn am_payload(group_key: &str, alerts: Vec<Value>) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Post and wait for the outcome (`Prefer: return=representation`).
 async fn post(app: &TestApp, path: &str, body: Vec<u8>) -> (u16, Value) {
-    app.raw("POST", path, None, Some(body)).await
+    app.ingest(path, body).await
 }
 
 async fn incidents(app: &TestApp) -> Vec<klaxon_domain::Incident> {
@@ -651,8 +652,9 @@ both!(concurrent_senders_share_commits_and_lose_nothing, |app| {
         }));
     }
     for t in tasks {
-        assert_eq!(t.await.unwrap(), 200);
+        assert_eq!(t.await.unwrap(), 202, "committed; applied next");
     }
+    app.settled().await;
     let list = incidents(&app).await;
     assert_eq!(list.len(), 1, "one group, one incident");
     let alerts = app.client.alerts(&[("limit", "500".into())]).await.unwrap();
@@ -764,3 +766,202 @@ both!(an_alert_refiring_and_resolving_in_one_request_is_counted_once, |app| {
     let after = app.client.incident(&inc.id).await.unwrap();
     assert_eq!((after.status, after.reopen_count), (Status::Resolved, 1), "{after:?}");
 });
+
+// The default answer comes once the alerts are committed to the journal; the
+// applier then opens the incident.
+both!(accepted_alerts_are_committed_then_applied, |app| {
+    let key = integration(&app, "cron", IntegrationFormat::Generic).await;
+    let (status, body) = app
+        .raw(
+            "POST",
+            &format!("/ingest/generic/{key}"),
+            None,
+            Some(
+                br#"[{"title": "Backup failed", "dedup_key": "backup"}, {"title": "Disk full", "dedup_key": "disk"}]"#
+                    .to_vec(),
+            ),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["alerts"][0], json!({"dedup_key": "backup", "result": "accepted"}));
+    assert_eq!(body["alerts"][1]["dedup_key"], "disk");
+    app.settled().await;
+    assert_eq!(app.ingestor.backlog(), 0);
+    let list = incidents(&app).await;
+    assert_eq!(
+        list.len(),
+        2,
+        "one incident per alert (default route groups by dedup key)"
+    );
+    let alerts = app.client.alerts(&[]).await.unwrap();
+    assert_eq!(alerts["items"].as_array().unwrap().len(), 2, "{alerts}");
+});
+
+async fn journal_pool(app: &TestApp) -> sqlx::AnyPool {
+    let url = match app.backend {
+        "sqlite" => format!("{}-intake", app.db.url()),
+        _ => app.db.url().to_string(),
+    };
+    sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap()
+}
+
+/// The journal as a server that stopped between answering and applying left it.
+async fn journal_rows_of_a_stopped_server(app: &TestApp, integration_id: &str, rows: &[(i64, &str)]) {
+    let pool = journal_pool(app).await;
+    for (seq, dedup) in rows {
+        let alert = klaxon_domain::alert::AlertInput {
+            action: klaxon_domain::alert::AlertAction::Trigger,
+            dedup_key: dedup.to_string(),
+            summary: format!("left over {dedup}"),
+            severity: Some("critical".into()),
+            source: None,
+            labels: [("alertname".to_string(), "LeftOver".to_string())].into(),
+            annotations: Default::default(),
+            starts_at: None,
+            ends_at: None,
+            links: vec![],
+            group_key: Some("left".into()),
+            details: Value::Null,
+        };
+        let received = (crate::support::t0() - SignedDuration::from_mins(2)).as_millisecond();
+        sqlx::query(
+            "INSERT INTO ingest_journal (writer, seq, integration_id, received_at, alerts) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind("w-stopped")
+        .bind(*seq)
+        .bind(integration_id.to_string())
+        .bind(received)
+        .bind(serde_json::to_string(&vec![alert]).unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+}
+
+// A server stopped with accepted alerts not applied: the next one to start
+// applies them, once, and clears them from the journal.
+both!(a_stopped_servers_journal_is_applied_once_by_the_next, |app| {
+    integration(&app, "prom", IntegrationFormat::Alertmanager).await;
+    let integ = app
+        .client
+        .integrations()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.name == "prom")
+        .unwrap();
+    journal_rows_of_a_stopped_server(&app, &integ.id, &[(1, "left-1"), (2, "left-2")]).await;
+    // A second writer starting on the same database (a restart, or on
+    // PostgreSQL another node once the rows are a minute old).
+    let settings = klaxon_store::IngestSettings::new(app.catalog.clone());
+    let next = klaxon_store::Ingestor::start(app.store.clone(), std::sync::Arc::new(settings), app.clock.clone());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let alerts = app.client.alerts(&[]).await.unwrap();
+        if alerts["items"].as_array().unwrap().len() == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left-over alerts applied: {alerts}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let list = incidents(&app).await;
+    assert_eq!(list.len(), 1, "grouped as they would have been");
+    assert_eq!(
+        kinds(&app, &list[0].id)
+            .await
+            .iter()
+            .filter(|k| *k == "alert_fired")
+            .count(),
+        2
+    );
+    // Applied once: a third start finds nothing to apply, and the rows are gone.
+    let again = klaxon_store::Ingestor::start(
+        app.store.clone(),
+        std::sync::Arc::new(klaxon_store::IngestSettings::new(app.catalog.clone())),
+        app.clock.clone(),
+    );
+    // Its first sweep runs before it takes any request: once this one is applied, the sweep is done.
+    let integ_info = app.store.integration(&integ.id).await.unwrap().unwrap();
+    again.submit(integ_info, vec![], app.clock_now()).await.unwrap();
+    assert_eq!(
+        kinds(&app, &list[0].id)
+            .await
+            .iter()
+            .filter(|k| *k == "alert_fired")
+            .count(),
+        2
+    );
+    assert_eq!(
+        app.client.alerts(&[]).await.unwrap()["items"].as_array().unwrap().len(),
+        2
+    );
+    let pool = journal_pool(&app).await;
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ingest_journal WHERE writer = 'w-stopped'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "applied rows leave the journal");
+    drop(next);
+});
+
+// More alerts waiting than the server holds: refused with a retry hint, nothing stored.
+mod a_full_backlog_refuses_alerts_with_a_retry_hint {
+    use super::*;
+
+    async fn body(backend: &'static str) {
+        let app = TestApp::spawn_backlog(backend, 0).await;
+        let key = integration(&app, "prom", IntegrationFormat::Alertmanager).await;
+        let resp = reqwest::Client::new()
+            .post(format!("{}/ingest/alertmanager/{key}", app.base))
+            .body(am_payload(
+                "g",
+                vec![am_alert("fp", "firing", json!({"alertname": "A"}))],
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 503);
+        assert_eq!(resp.headers()["retry-after"], "1");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "overloaded", "{body}");
+        let pd_key = integration(&app, "pd", IntegrationFormat::Pagerduty).await;
+        let (status, body) = app
+            .raw(
+                "POST",
+                "/v2/enqueue",
+                None,
+                Some(
+                    json!({"routing_key": pd_key, "event_action": "trigger",
+                        "payload": {"summary": "s", "source": "h", "severity": "info"}})
+                    .to_string()
+                    .into_bytes(),
+                ),
+            )
+            .await;
+        assert_eq!(status, 429, "PagerDuty senders retry a 429: {body}");
+        assert_eq!(body["status"], "throttle event");
+        assert_eq!(
+            app.client.alerts(&[]).await.unwrap()["items"].as_array().unwrap().len(),
+            0
+        );
+        assert_eq!(app.store.ingest_journal_len().await.unwrap(), 0, "nothing journaled");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        body("sqlite").await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        body("postgres").await
+    }
+}

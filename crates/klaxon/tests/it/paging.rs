@@ -494,7 +494,10 @@ both!(alerts_page_through_their_route_policy, |app| {
             Some(br#"{"title": "Replication lag", "dedup_key": "lag", "labels": {"service": "db"}}"#.to_vec()),
         )
         .await;
-    assert_eq!(status, 200, "{body}");
+    // Committed (202); applied next.
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["alerts"][0]["result"], "accepted", "{body}");
+    app.settled().await;
     let engine = app.engine("n1");
     engine.tick().await.unwrap();
     assert_eq!(rx.paths(), vec!["alice"]);
@@ -515,7 +518,8 @@ both!(alerts_page_through_their_route_policy, |app| {
             Some(br#"{"title": "Replication lag", "dedup_key": "lag", "status": "resolved"}"#.to_vec()),
         )
         .await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 202);
+    app.settled().await;
     app.advance(30);
     engine.tick().await.unwrap();
     assert_eq!(rx.paths(), vec!["alice"]);

@@ -43,6 +43,7 @@ async fn spawn(backend: &'static str, channels: klaxon_engine::ChannelsConfig) -
     );
     state.channels = Arc::new(channels);
     state.public_url = Some(PUBLIC.into());
+    let ingestor = state.ingestor.clone();
     let app = Application::build(state, "127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", app.local_addr().unwrap());
     tokio::spawn(app.run_until_stopped(std::future::pending()));
@@ -56,6 +57,7 @@ async fn spawn(backend: &'static str, channels: klaxon_engine::ChannelsConfig) -
         backend,
         catalog,
         status_page: Default::default(),
+        ingestor,
     }
 }
 
@@ -708,6 +710,8 @@ async fn pagerduty_forwarding_drives_another_klaxon() {
     let id = declare(&a).await;
     engine.tick().await.unwrap();
     assert_eq!(only_notification(&a, &id).await.state, "delivered");
+    // B answered once the event was committed; it applies it next.
+    b.settled().await;
     let on_b = b.client.list(&IncidentQuery::default()).await.unwrap().items;
     assert_eq!(on_b.len(), 1);
     assert_eq!(on_b[0].severity, "SEV-1", "critical maps back to SEV-1");
@@ -716,12 +720,14 @@ async fn pagerduty_forwarding_drives_another_klaxon() {
 
     enqueue_pd(&a, &id, types::ACKNOWLEDGED, &key).await;
     engine.tick().await.unwrap();
+    b.settled().await;
     assert_eq!(
         b.client.incident(&on_b[0].id).await.unwrap().status,
         Status::Acknowledged
     );
     enqueue_pd(&a, &id, types::RESOLVED, &key).await;
     engine.tick().await.unwrap();
+    b.settled().await;
     assert_eq!(b.client.incident(&on_b[0].id).await.unwrap().status, Status::Resolved);
     assert!(notifications(&a, &id).await.iter().all(|n| n.state == "delivered"));
 }

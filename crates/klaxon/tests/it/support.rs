@@ -90,6 +90,7 @@ impl Drop for TestDb {
 pub struct Extras {
     pub channels: Option<klaxon_engine::ChannelsConfig>,
     pub status_page: Option<klaxon_domain::status_page::StatusPageConfig>,
+    pub max_backlog: Option<usize>,
 }
 
 pub struct TestApp {
@@ -102,6 +103,7 @@ pub struct TestApp {
     pub backend: &'static str,
     pub catalog: Arc<Catalog>,
     pub status_page: Arc<klaxon_http::status_page::StatusPage>,
+    pub ingestor: klaxon_store::Ingestor,
 }
 
 pub fn t0() -> Timestamp {
@@ -206,6 +208,9 @@ impl TestApp {
         let catalog = Arc::new(catalog);
         let mut ingest = klaxon_store::IngestSettings::new(catalog.clone());
         ingest.routes = routes;
+        if let Some(n) = extras.max_backlog {
+            ingest.max_backlog = n;
+        }
         let mut state = AppState::new(store.clone(), clock.clone(), catalog.clone(), auth, ingest, rate)
             .with_api_rate(api_rate.0, api_rate.1);
         if let Some(c) = extras.channels {
@@ -215,6 +220,7 @@ impl TestApp {
             state.status_page = Arc::new(klaxon_http::status_page::StatusPage::new(p));
         }
         let status_page = state.status_page.clone();
+        let ingestor = state.ingestor.clone();
         let app = Application::build(state, "127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", app.local_addr().expect("addr"));
         tokio::spawn(app.run_until_stopped(std::future::pending()));
@@ -228,7 +234,40 @@ impl TestApp {
             backend,
             catalog,
             status_page,
+            ingestor,
         }
+    }
+
+    /// With at most `max_backlog` alerts accepted and waiting to be applied.
+    pub async fn spawn_backlog(backend: &'static str, max_backlog: usize) -> TestApp {
+        let extras = Extras {
+            max_backlog: Some(max_backlog),
+            ..Default::default()
+        };
+        Self::spawn_inner(
+            backend,
+            Catalog::default(),
+            AuthSettings::default(),
+            vec![],
+            (0, 0),
+            (0, 0),
+            extras,
+        )
+        .await
+    }
+
+    /// Wait until every alert accepted so far is applied.
+    pub async fn settled(&self) {
+        tokio::time::timeout(std::time::Duration::from_secs(30), self.ingestor.settled())
+            .await
+            .expect("accepted alerts applied within 30 s");
+    }
+
+    /// POST to an ingest endpoint and wait for the outcome
+    /// (`Prefer: return=representation`).
+    pub async fn ingest(&self, path: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
+        self.raw_with("POST", path, &[("prefer", "return=representation")], None, Some(body))
+            .await
     }
 
     /// Rebuild the status page now (the background task does it within a second).
@@ -257,8 +296,22 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> (u16, serde_json::Value) {
+        self.raw_with(method, path, &[], token, body).await
+    }
+
+    pub async fn raw_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> (u16, serde_json::Value) {
         let http = reqwest::Client::new();
         let mut rb = http.request(method.parse().expect("method"), format!("{}{path}", self.base));
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
         if let Some(t) = token {
             rb = rb.bearer_auth(t);
         }

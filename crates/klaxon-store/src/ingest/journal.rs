@@ -1,0 +1,240 @@
+//! The ingest journal: where an accepted request's alerts are committed
+//! before they are applied (deduplicated, routed, grouped into incidents).
+//!
+//! Each server start is one *writer* with its own sequence. A request is
+//! answered once its journal row is committed. The applier records the last
+//! sequence it applied of each writer in `ingest_applied`, in the same
+//! transaction as the batch it applied, so a row is applied exactly once: by
+//! its own writer from memory, or after a crash by whichever node picks up
+//! the leftovers ([`Store::journal_leftovers`]).
+//!
+//! On SQLite the journal is a second file (`<file>-intake`) so that accepting
+//! never waits for the main file's write lock; on PostgreSQL it is the
+//! `ingest_journal` table.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use klaxon_domain::alert::AlertInput;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+
+use super::write::{Val, insert_rows};
+use crate::{Backend, Store, StoreError};
+
+const SQLITE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS ingest_journal (
+    writer         TEXT    NOT NULL,
+    seq            INTEGER NOT NULL,
+    integration_id TEXT    NOT NULL,
+    received_at    INTEGER NOT NULL,
+    alerts         TEXT    NOT NULL,
+    PRIMARY KEY (writer, seq)
+)";
+
+/// Open (creating) the journal file beside a SQLite database: `x.db` → `x.db-intake`.
+pub(crate) async fn open_sqlite_journal(main_url: &str, pragmas: &str) -> Result<AnyPool, StoreError> {
+    let url = if main_url.contains(":memory:") {
+        "sqlite::memory:".to_string()
+    } else {
+        let (path, query) = main_url.split_once('?').unwrap_or((main_url, ""));
+        format!("{path}-intake?{query}")
+    };
+    let pragmas = pragmas.to_string();
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        // An in-memory journal lives as long as its one connection.
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(move |conn, _meta| {
+            let pragmas = pragmas.clone();
+            Box::pin(async move {
+                conn.execute(sqlx::AssertSqlSafe(pragmas)).await?;
+                Ok(())
+            })
+        })
+        .connect(&url)
+        .await?;
+    sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+    sqlx::query(SQLITE_SCHEMA).execute(&pool).await?;
+    Ok(pool)
+}
+
+/// One journal row to write.
+pub(super) struct Entry {
+    pub(super) seq: i64,
+    pub(super) integration_id: String,
+    pub(super) received_at: Timestamp,
+    pub(super) alerts: String,
+}
+
+/// A journal row not yet applied.
+pub(super) struct Leftover {
+    pub(super) writer: String,
+    pub(super) seq: i64,
+    pub(super) integration_id: String,
+    pub(super) received_at: Timestamp,
+    pub(super) alerts: Vec<AlertInput>,
+}
+
+impl Store {
+    /// Commit a group of requests to the journal in one transaction.
+    pub(super) async fn journal_append(&self, writer: &str, entries: &[Entry]) -> Result<(), StoreError> {
+        let rows = entries
+            .iter()
+            .map(|e| {
+                vec![
+                    Val::S(writer.to_string()),
+                    Val::I(e.seq),
+                    Val::S(e.integration_id.clone()),
+                    Val::I(e.received_at.as_millisecond()),
+                    Val::S(e.alerts.clone()),
+                ]
+            })
+            .collect();
+        let mut tx = self.journal.begin().await?;
+        insert_rows(
+            &mut tx,
+            self.backend,
+            "ingest_journal",
+            &["writer", "seq", "integration_id", "received_at", "alerts"],
+            rows,
+            "",
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Rows in the ingest journal (accepted requests, applied or not, not yet cleared).
+    pub async fn ingest_journal_len(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM ingest_journal")
+            .fetch_one(&self.journal)
+            .await?)
+    }
+
+    /// Drop a writer's rows up to `seq` (applied already).
+    pub(super) async fn journal_prune(&self, writer: &str, seq: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM ingest_journal WHERE writer = $1 AND seq <= $2")
+            .bind(writer.to_string())
+            .bind(seq)
+            .execute(&self.journal)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Drop a writer's rows that are applied.
+    pub(super) async fn journal_prune_applied(&self, writer: &str) -> Result<u64, StoreError> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM ingest_applied WHERE writer = $1")
+            .bind(writer.to_string())
+            .fetch_optional(&self.write)
+            .await?;
+        match seq {
+            Some(seq) => self.journal_prune(writer, seq).await,
+            None => Ok(0),
+        }
+    }
+
+    /// Lock (PostgreSQL) and read the last applied sequence of `writer`
+    /// inside an apply transaction.
+    pub(super) async fn applied_seq(&self, tx: &mut Transaction<'_, Any>, writer: &str) -> Result<i64, StoreError> {
+        sqlx::query("INSERT INTO ingest_applied (writer, seq) VALUES ($1, 0) ON CONFLICT (writer) DO NOTHING")
+            .bind(writer.to_string())
+            .execute(&mut **tx)
+            .await?;
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT seq FROM ingest_applied WHERE writer = $1{lock}"
+        )))
+        .bind(writer.to_string())
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    pub(super) async fn set_applied_seq(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        writer: &str,
+        seq: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE ingest_applied SET seq = $2 WHERE writer = $1 AND seq < $2")
+            .bind(writer.to_string())
+            .bind(seq)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Rows of other writers not applied yet, oldest writer first and in
+    /// sequence order, received before `before` (`None`: all of them).
+    pub(super) async fn journal_leftovers(
+        &self,
+        me: &str,
+        before: Option<Timestamp>,
+        limit: i64,
+    ) -> Result<Vec<Leftover>, StoreError> {
+        let applied: std::collections::HashMap<String, i64> = sqlx::query("SELECT writer, seq FROM ingest_applied")
+            .fetch_all(&self.write)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        let before = before.map(|t| t.as_millisecond()).unwrap_or(i64::MAX);
+        // Writers with rows old enough, then each one's rows after its applied mark.
+        let writers = sqlx::query(
+            "SELECT writer, MIN(received_at) AS first FROM ingest_journal WHERE writer <> $1 \
+             GROUP BY writer HAVING MIN(received_at) < $2 ORDER BY first",
+        )
+        .bind(me.to_string())
+        .bind(before)
+        .fetch_all(&self.journal)
+        .await?;
+        let mut out = Vec::new();
+        for w in writers {
+            let writer: String = w.try_get(0)?;
+            let after = applied.get(&writer).copied().unwrap_or(0);
+            let rows = sqlx::query(
+                "SELECT seq, integration_id, received_at, alerts FROM ingest_journal \
+                 WHERE writer = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            )
+            .bind(writer.clone())
+            .bind(after)
+            .bind(limit - out.len() as i64)
+            .fetch_all(&self.journal)
+            .await?;
+            if rows.is_empty() {
+                // Everything of this writer was applied: its rows can go.
+                self.journal_prune(&writer, after).await?;
+                continue;
+            }
+            for r in rows {
+                let seq: i64 = r.try_get(0)?;
+                let text: String = r.try_get(3)?;
+                // Written by this code from `AlertInput`s; should a row ever be
+                // unreadable, say so loudly and pass it (applied as nothing)
+                // rather than stop every later alert behind it.
+                let alerts = serde_json::from_str(&text).unwrap_or_else(|e| {
+                    tracing::error!(writer = %writer, seq, error = %e, "journal row is unreadable; skipped");
+                    metrics::counter!("klaxon_ingest_dead_total").increment(1);
+                    Vec::new()
+                });
+                out.push(Leftover {
+                    writer: writer.clone(),
+                    seq,
+                    integration_id: r.try_get(1)?,
+                    received_at: crate::error::ts(r.try_get(2)?)?,
+                    alerts,
+                });
+            }
+            if out.len() as i64 >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
