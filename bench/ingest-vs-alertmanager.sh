@@ -14,7 +14,7 @@ for db in sqlite postgres; do
     KLAXON_ADMIN_TOKEN=$TOKEN KLAXON_LOG=warn $BIN serve --listen 127.0.0.1:18080 --database-url $URL --config /tmp/kx-bench.yaml > /tmp/serve-$db.log 2>&1 &
     PID=$!; sleep 2
     echo "== $db batch $batch"
-    $BIN bench ingest --url http://127.0.0.1:18080 --token $TOKEN --format alertmanager --batch $batch --connections 32 --duration 20s --compare-alertmanager 2>&1 | grep -E "^klaxon|^alertmanager|ratio"
+    $BIN bench ingest --url http://127.0.0.1:18080 --token $TOKEN --format alertmanager --batch $batch --connections 32 --duration 20s --compare-alertmanager 2>&1 | grep -E "^klaxon|^alertmanager|ratio|^[0-9]{3} "
     kill $PID; wait $PID 2>/dev/null
   done
 done

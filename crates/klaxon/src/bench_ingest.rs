@@ -115,18 +115,21 @@ async fn load(target: Target, spec: LoadSpec) -> anyhow::Result<Result> {
         spec.batch
     } as u64;
     let seq = Arc::new(AtomicU64::new(0));
+    // Print the first refusal only (a full backlog refuses many in a row).
+    let told = Arc::new(std::sync::atomic::AtomicBool::new(false));
     #[allow(clippy::disallowed_methods)]
     let started_at = jiff::Timestamp::now().to_string();
     let started = Instant::now();
     let deadline = started + spec.duration;
     let mut tasks = Vec::new();
     for _ in 0..spec.connections {
-        let (http, url, target, seq, started_at) = (
+        let (http, url, target, seq, started_at, told) = (
             http.clone(),
             url.clone(),
             target.clone(),
             seq.clone(),
             started_at.clone(),
+            told.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -149,13 +152,13 @@ async fn load(target: Target, spec: LoadSpec) -> anyhow::Result<Result> {
                     }
                     Ok(r) => {
                         errors += 1;
-                        if errors == 1 {
+                        if !told.swap(true, Ordering::Relaxed) {
                             eprintln!("{}: {}", r.status(), r.text().await.unwrap_or_default());
                         }
                     }
                     Err(e) => {
                         errors += 1;
-                        if errors == 1 {
+                        if !told.swap(true, Ordering::Relaxed) {
                             eprintln!("{e}");
                         }
                     }
@@ -250,6 +253,36 @@ async fn start_alertmanager(bin: &str) -> anyhow::Result<(String, Child)> {
     bail!("Alertmanager did not become ready")
 }
 
+/// Alerts accepted and not yet applied, from the server's `/metrics`.
+async fn backlog(http: &reqwest::Client, base: &str) -> anyhow::Result<f64> {
+    let text = http.get(format!("{base}/metrics")).send().await?.text().await?;
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix("klaxon_ingest_backlog_alerts "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0))
+}
+
+/// A 2xx means committed; applying (dedup, routing, incidents) follows. Wait
+/// until everything accepted is applied and report how long that took.
+async fn drained(base: &str, r: &Result) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    let waiting = backlog(&http, base).await?;
+    while backlog(&http, base).await? > 0.0 {
+        if start.elapsed() > Duration::from_secs(600) {
+            bail!("alerts still waiting to be applied after 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let drain = start.elapsed().as_secs_f64();
+    println!(
+        "klaxon applied               {waiting:.0} alerts were waiting when the load ended; all applied {drain:.1}s later: {:.0} alerts/s accepted and applied",
+        r.alerts as f64 / (r.secs + drain)
+    );
+    Ok(())
+}
+
 pub async fn run(
     spec: LoadSpec,
     serve: Option<String>,
@@ -296,6 +329,7 @@ pub async fn run(
     )
     .await?;
     let klaxon_rate = report(&label, &spec, &k);
+    drained(&base, &k).await?;
     if let Some(bin) = compare {
         let (am_url, _child) = start_alertmanager(&bin).await?;
         let a = load(Target::Alertmanager { url: am_url }, spec).await?;

@@ -19,7 +19,7 @@ use klaxon_domain::alert::AlertInput;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 
-use super::write::{Val, insert_rows};
+use super::write::{Val, bind_rows, values_sql};
 use crate::{Backend, Store, StoreError};
 
 const SQLITE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS ingest_journal (
@@ -93,17 +93,15 @@ impl Store {
                 ]
             })
             .collect();
-        let mut tx = self.journal.begin().await?;
-        insert_rows(
-            &mut tx,
-            self.backend,
-            "ingest_journal",
-            &["writer", "seq", "integration_id", "received_at", "alerts"],
-            rows,
-            "",
-        )
-        .await?;
-        tx.commit().await?;
+        // One statement, committed on its own: all rows or none, one round trip.
+        let cols = ["writer", "seq", "integration_id", "received_at", "alerts"];
+        let sql = values_sql(self.backend, "ingest_journal", &cols, entries.len(), "");
+        let started = std::time::Instant::now();
+        bind_rows(sqlx::query(sqlx::AssertSqlSafe(sql)), rows)
+            .execute(&self.journal)
+            .await?;
+        metrics::histogram!("klaxon_ingest_write_seconds", "table" => "ingest_journal")
+            .record(started.elapsed().as_secs_f64());
         Ok(())
     }
 

@@ -247,7 +247,7 @@ async fn run_intake(
         match result {
             Ok(()) => {
                 let alerts: usize = buf.iter().map(|x| x.job.alerts.len()).sum();
-                shared.backlog.send_modify(|n| *n += alerts);
+                shared.add_backlog(alerts as isize);
                 for (x, e) in buf.drain(..).zip(&entries) {
                     let mut job = x.job;
                     job.seq = e.seq;
@@ -329,7 +329,19 @@ async fn run_applier(
         {
             shared.applied.fetch_max(last, Ordering::AcqRel);
         }
-        shared.backlog.send_modify(|n| *n = n.saturating_sub(alerts));
+        shared.add_backlog(-(alerts as isize));
+        metrics::counter!("klaxon_ingest_applied_alerts_total").increment(alerts as u64);
+    }
+}
+
+impl Shared {
+    /// Count alerts into (+) or out of (-) the backlog, also as the
+    /// `klaxon_ingest_backlog_alerts` gauge.
+    fn add_backlog(&self, delta: isize) {
+        self.backlog.send_modify(|n| {
+            *n = n.saturating_add_signed(delta);
+            metrics::gauge!("klaxon_ingest_backlog_alerts").set(*n as f64);
+        });
     }
 }
 
@@ -406,47 +418,56 @@ impl Store {
             }
         }
         for job in jobs {
-            let mut outcome = None;
-            for _attempt in 0..3 {
-                match self
-                    .ingest_batch(settings, rules, writer, std::slice::from_ref(&job))
-                    .await
-                {
-                    Ok(mut r) => {
-                        outcome = r.pop();
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, writer, seq = job.seq, "applying an accepted request failed");
-                        tokio::time::sleep(pause).await;
+            let outcome = loop {
+                let mut outcome = None;
+                for _attempt in 0..3 {
+                    match self
+                        .ingest_batch(settings, rules, writer, std::slice::from_ref(&job))
+                        .await
+                    {
+                        Ok(mut r) => {
+                            outcome = r.pop();
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, writer, seq = job.seq, "applying an accepted request failed");
+                            tokio::time::sleep(pause).await;
+                        }
                     }
                 }
-            }
-            let outcome = match outcome {
-                Some(o) => o,
-                None => {
-                    // Keeps failing: pass it (it stays in the journal) so that
-                    // later alerts are not held up behind it.
-                    metrics::counter!("klaxon_ingest_dead_total").increment(1);
-                    tracing::error!(writer, seq = job.seq, "accepted request could not be applied; passed");
-                    let passed = async {
-                        let mut tx = self.write.begin().await?;
-                        self.applied_seq(&mut tx, writer).await?;
-                        self.set_applied_seq(&mut tx, writer, job.seq).await?;
-                        tx.commit().await?;
-                        Ok::<(), StoreError>(())
-                    };
-                    if let Err(e) = passed.await {
-                        tracing::error!(error = %e, "could not pass the request either");
+                if let Some(o) = outcome {
+                    break o;
+                }
+                // It keeps failing alone. If the database takes writes, pass it
+                // (it stays in the journal, and the log says which it is) so that
+                // later alerts are not held up behind it; if the database is
+                // away, keep trying: nothing accepted is dropped for an outage.
+                match self.pass_journal_entry(writer, job.seq).await {
+                    Ok(()) => {
+                        metrics::counter!("klaxon_ingest_dead_total").increment(1);
+                        tracing::error!(writer, seq = job.seq, "accepted request could not be applied; passed");
+                        break Err(StoreError::Conflict(
+                            "the alerts were accepted but could not be applied".into(),
+                        ));
                     }
-                    Err(StoreError::Conflict(
-                        "the alerts were accepted but could not be applied".into(),
-                    ))
+                    Err(e) => {
+                        tracing::error!(error = %e, "the database takes no writes; retrying");
+                        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    }
                 }
             };
             reply(job.reply, outcome);
         }
         last
+    }
+
+    /// Mark a journal entry applied without applying it.
+    async fn pass_journal_entry(&self, writer: &str, seq: i64) -> Result<(), StoreError> {
+        let mut tx = self.write.begin().await?;
+        self.applied_seq(&mut tx, writer).await?;
+        self.set_applied_seq(&mut tx, writer, seq).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Apply journal rows no running writer of this node will apply: all of

@@ -23,43 +23,73 @@ pub(super) async fn insert_rows(
     rows: Vec<Vec<Val>>,
     suffix: &str,
 ) -> Result<(), StoreError> {
-    let per_row = cols.len();
+    let started = std::time::Instant::now();
+    let result = insert_rows_inner(tx, backend, table, cols, rows, suffix).await;
+    metrics::histogram!("klaxon_ingest_write_seconds", "table" => table.to_string())
+        .record(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn insert_rows_inner(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    table: &str,
+    cols: &[&str],
+    rows: Vec<Vec<Val>>,
+    suffix: &str,
+) -> Result<(), StoreError> {
     // Few large statements: sqlx does not set TCP_NODELAY on PostgreSQL connections, so
     // every multi-packet statement can wait out a delayed ACK (~40 ms).
-    let chunk = (30_000 / per_row.max(1)).max(1);
+    let chunk = (30_000 / cols.len().max(1)).max(1);
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let part: Vec<Vec<Val>> = rows.by_ref().take(chunk).collect();
-        let mut sql = format!("INSERT INTO {table} ({}) VALUES ", cols.join(", "));
-        for (r, _) in part.iter().enumerate() {
-            if r > 0 {
-                sql.push_str(", ");
-            }
-            // SQLite: anonymous `?` — binding by `$N` name costs a linear
-            // search per parameter, quadratic over a multi-row statement.
-            let ph: Vec<String> = match backend {
-                Backend::Sqlite => vec!["?".to_string(); per_row],
-                Backend::Postgres => (0..per_row).map(|c| format!("${}", r * per_row + c + 1)).collect(),
-            };
-            sql.push('(');
-            sql.push_str(&ph.join(", "));
-            sql.push(')');
-        }
-        sql.push_str(suffix);
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for row in part {
-            for v in row {
-                q = match v {
-                    Val::I(i) => q.bind(i),
-                    Val::OI(i) => q.bind(i),
-                    Val::S(s) => q.bind(s),
-                    Val::OS(s) => q.bind(s),
-                };
-            }
-        }
-        q.execute(&mut **tx).await?;
+        let sql = values_sql(backend, table, cols, part.len(), suffix);
+        bind_rows(sqlx::query(AssertSqlSafe(sql)), part)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
+}
+
+/// `INSERT INTO table (cols) VALUES (...), (...) suffix` for `n` rows.
+pub(super) fn values_sql(backend: Backend, table: &str, cols: &[&str], n: usize, suffix: &str) -> String {
+    let per_row = cols.len();
+    let mut sql = format!("INSERT INTO {table} ({}) VALUES ", cols.join(", "));
+    for r in 0..n {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        // SQLite: anonymous `?` — binding by `$N` name costs a linear
+        // search per parameter, quadratic over a multi-row statement.
+        let ph: Vec<String> = match backend {
+            Backend::Sqlite => vec!["?".to_string(); per_row],
+            Backend::Postgres => (0..per_row).map(|c| format!("${}", r * per_row + c + 1)).collect(),
+        };
+        sql.push('(');
+        sql.push_str(&ph.join(", "));
+        sql.push(')');
+    }
+    sql.push_str(suffix);
+    sql
+}
+
+/// Bind the values of [`values_sql`]'s rows, row by row.
+pub(super) fn bind_rows(
+    mut q: sqlx::query::Query<'_, Any, sqlx::any::AnyArguments>,
+    rows: Vec<Vec<Val>>,
+) -> sqlx::query::Query<'_, Any, sqlx::any::AnyArguments> {
+    for row in rows {
+        for v in row {
+            q = match v {
+                Val::I(i) => q.bind(i),
+                Val::OI(i) => q.bind(i),
+                Val::S(s) => q.bind(s),
+                Val::OS(s) => q.bind(s),
+            };
+        }
+    }
+    q
 }
 
 impl Batch<'_> {
