@@ -17,7 +17,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use klaxon_domain::alert::AlertInput;
 use sqlx::any::AnyPoolOptions;
-use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Row, Transaction};
 
 use super::write::{Val, bind_rows, values_sql};
 use crate::{Backend, Store, StoreError};
@@ -30,6 +30,9 @@ const SQLITE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS ingest_journal (
     alerts         TEXT    NOT NULL,
     PRIMARY KEY (writer, seq)
 )";
+
+/// The session lock a running writer holds (PostgreSQL).
+const WRITER_LOCK: &str = "SELECT pg_advisory_lock(4242, hashtext($1))";
 
 /// Open (creating) the journal file beside a SQLite database: `x.db` → `x.db-intake`.
 pub(crate) async fn open_sqlite_journal(main_url: &str, pragmas: &str) -> Result<AnyPool, StoreError> {
@@ -168,12 +171,44 @@ impl Store {
         Ok(())
     }
 
+    /// PostgreSQL: hold a session lock named after this writer for as long as
+    /// the process lives, on a connection of its own. Other nodes take a
+    /// writer whose lock they can get for stopped, and apply its leftovers.
+    pub(super) async fn hold_writer_lock(&self, writer: &str) -> Result<Option<AnyConnection>, StoreError> {
+        if self.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        let mut conn = self.journal.acquire().await?.detach();
+        sqlx::query(WRITER_LOCK)
+            .bind(writer.to_string())
+            .execute(&mut conn)
+            .await?;
+        Ok(Some(conn))
+    }
+
+    /// Is the writer's process gone (its session lock is free)?
+    async fn writer_stopped(&self, conn: &mut AnyConnection, writer: &str) -> Result<bool, StoreError> {
+        let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(4242, hashtext($1))")
+            .bind(writer.to_string())
+            .fetch_one(&mut *conn)
+            .await?;
+        if free {
+            sqlx::query("SELECT pg_advisory_unlock(4242, hashtext($1))")
+                .bind(writer.to_string())
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(free)
+    }
+
     /// Rows of other writers not applied yet, oldest writer first and in
-    /// sequence order, received before `before` (`None`: all of them).
+    /// sequence order: on SQLite all of them (one server), on PostgreSQL
+    /// those of stopped writers, and of any writer whose rows wait since
+    /// before `stuck_before`.
     pub(super) async fn journal_leftovers(
         &self,
         me: &str,
-        before: Option<Timestamp>,
+        stuck_before: Timestamp,
         limit: i64,
     ) -> Result<Vec<Leftover>, StoreError> {
         let applied: std::collections::HashMap<String, i64> = sqlx::query("SELECT writer, seq FROM ingest_applied")
@@ -182,19 +217,29 @@ impl Store {
             .iter()
             .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
             .collect::<Result<_, sqlx::Error>>()?;
-        let before = before.map(|t| t.as_millisecond()).unwrap_or(i64::MAX);
-        // Writers with rows old enough, then each one's rows after its applied mark.
+        // Other writers with rows, then each one's rows after its applied mark.
         let writers = sqlx::query(
             "SELECT writer, MIN(received_at) AS first FROM ingest_journal WHERE writer <> $1 \
-             GROUP BY writer HAVING MIN(received_at) < $2 ORDER BY first",
+             GROUP BY writer ORDER BY first",
         )
         .bind(me.to_string())
-        .bind(before)
         .fetch_all(&self.journal)
         .await?;
+        let mut probe = match (self.backend, writers.is_empty()) {
+            (Backend::Postgres, false) => Some(self.journal.acquire().await?),
+            _ => None,
+        };
         let mut out = Vec::new();
         for w in writers {
             let writer: String = w.try_get(0)?;
+            let first: i64 = w.try_get(1)?;
+            if let Some(conn) = probe.as_mut()
+                && first >= stuck_before.as_millisecond()
+                && !self.writer_stopped(conn, &writer).await?
+            {
+                // A running node's rows: it applies them itself.
+                continue;
+            }
             let after = applied.get(&writer).copied().unwrap_or(0);
             let rows = sqlx::query(
                 "SELECT seq, integration_id, received_at, alerts FROM ingest_journal \

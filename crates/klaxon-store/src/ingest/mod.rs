@@ -20,7 +20,7 @@
 //! when more than [`IngestSettings::max_backlog`] alerts are accepted and
 //! not applied, new requests are refused (503/429) until the applier catches
 //! up. Should the server stop with a backlog, the journal is applied when it
-//! starts again (or, on PostgreSQL, by another node after a minute).
+//! starts again (on PostgreSQL, also by any other node within seconds).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -131,8 +131,10 @@ const MAX_INTAKE: usize = 1024;
 /// Most requests, and about the most alerts, applied together.
 const MAX_BATCH: usize = 512;
 const MAX_BATCH_ALERTS: usize = 5_000;
-/// Journal rows older than this with no applier are another node's leftovers.
-const ORPHAN_AFTER: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
+/// PostgreSQL: how often a node looks for the leftovers of stopped nodes.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+/// A running writer whose rows wait longer than this is taken for stuck.
+const STUCK_AFTER: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
 
 impl Ingestor {
     pub fn start(store: Store, settings: Arc<IngestSettings>, clock: Arc<dyn Clock>) -> Ingestor {
@@ -227,6 +229,14 @@ async fn run_intake(
     mut rx: mpsc::Receiver<Intake>,
     apply: mpsc::UnboundedSender<Job>,
 ) {
+    // Other nodes tell a running writer from a stopped one by this lock.
+    let _alive = match store.hold_writer_lock(&shared.writer).await {
+        Ok(conn) => conn,
+        Err(e) => {
+            tracing::error!(error = %e, "could not take the ingest writer lock; other nodes apply this node's journal only once it is 5 minutes old");
+            None
+        }
+    };
     let mut next_seq = 1i64;
     let mut pruned = 0i64;
     let mut last_prune = std::time::Instant::now();
@@ -293,17 +303,14 @@ async fn run_applier(
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     loop {
         if sweep_at <= std::time::Instant::now() {
-            let before = match store.backend {
-                Backend::Sqlite => None,
-                Backend::Postgres => Some(clock.now() - ORPHAN_AFTER),
-            };
+            let stuck_before = clock.now() - STUCK_AFTER;
             store
-                .apply_leftovers(&settings, &mut rules, &shared.writer, before)
+                .apply_leftovers(&settings, &mut rules, &shared.writer, stuck_before)
                 .await;
-            sweep_at = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            sweep_at = std::time::Instant::now() + SWEEP_EVERY;
         }
         let next = match store.backend {
-            Backend::Postgres => tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv()).await,
+            Backend::Postgres => tokio::time::timeout(SWEEP_EVERY, rx.recv()).await,
             Backend::Sqlite => Ok(rx.recv().await),
         };
         let job = match next {
@@ -470,19 +477,20 @@ impl Store {
         Ok(())
     }
 
-    /// Apply journal rows no running writer of this node will apply: all of
-    /// other server starts' on SQLite, those older than `before` on PostgreSQL.
+    /// Apply journal rows no running writer will apply: all of other server
+    /// starts' on SQLite; on PostgreSQL those of stopped nodes (and of any node
+    /// whose rows wait since before `stuck_before`).
     async fn apply_leftovers(
         &self,
         settings: &IngestSettings,
         rules: &mut Option<Rules>,
         me: &str,
-        before: Option<Timestamp>,
+        stuck_before: Timestamp,
     ) {
         const CHUNK: i64 = 2_000;
         let mut integrations: HashMap<String, Option<IntegrationInfo>> = HashMap::new();
         loop {
-            let rows = match self.journal_leftovers(me, before, CHUNK).await {
+            let rows = match self.journal_leftovers(me, stuck_before, CHUNK).await {
                 Ok(rows) => rows,
                 Err(e) => {
                     tracing::error!(error = %e, "reading the ingest journal failed; retried later");

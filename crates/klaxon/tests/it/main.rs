@@ -18,6 +18,7 @@ mod failover;
 mod fake_providers;
 mod fake_slack;
 mod ingest;
+mod ingest_crash;
 mod ntfy;
 mod paging;
 mod probes;
