@@ -80,6 +80,11 @@ fn migrations(backend: Backend) -> Migrator {
                 "ingest_journal",
                 include_str!("../migrations/sqlite/0011_ingest_journal.sql"),
             ),
+            (
+                12,
+                "alerts_integration_fk",
+                include_str!("../migrations/sqlite/0012_alerts_integration_fk.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -120,6 +125,11 @@ fn migrations(backend: Backend) -> Migrator {
                 11,
                 "ingest_journal",
                 include_str!("../migrations/postgres/0011_ingest_journal.sql"),
+            ),
+            (
+                12,
+                "alerts_integration_fk",
+                include_str!("../migrations/postgres/0012_alerts_integration_fk.sql"),
             ),
         ],
     };
