@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 BIN=${KLAXON_BIN:-$PWD/target/release/klaxon}
 TOKEN=kx_bench_admin_token_0123456789
 printf 'ingest:\n  rate_limit_per_second: 0\nauth:\n  rate_limit_per_second: 0\n' > /tmp/kx-bench.yaml
+# A server left on the port would take the load instead.
+pkill -f "serve --listen 127.0.0.1:18080" 2>/dev/null; sleep 1
 for db in sqlite postgres; do
   for batch in 1 100; do
     if [ $db = sqlite ]; then rm -f /tmp/kx-ing.db*; URL=sqlite:///tmp/kx-ing.db; else
@@ -14,7 +16,7 @@ for db in sqlite postgres; do
     KLAXON_ADMIN_TOKEN=$TOKEN KLAXON_LOG=warn $BIN serve --listen 127.0.0.1:18080 --database-url $URL --config /tmp/kx-bench.yaml > /tmp/serve-$db.log 2>&1 &
     PID=$!; sleep 2
     echo "== $db batch $batch"
-    $BIN bench ingest --url http://127.0.0.1:18080 --token $TOKEN --format alertmanager --batch $batch --connections 32 --duration 20s --compare-alertmanager 2>&1 | grep -E "^klaxon|^alertmanager|ratio|^[0-9]{3} "
+    $BIN bench ingest --url http://127.0.0.1:18080 --token $TOKEN --format alertmanager --batch $batch --connections 32 --duration 20s --compare-alertmanager 2>&1 | grep -E "^klaxon|^alertmanager|ratio|^[0-9]{3} |[Ee]rror"
     kill $PID; wait $PID 2>/dev/null
   done
 done
