@@ -362,6 +362,16 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             format!("{sync:?}: expected FULL, NORMAL or EXTRA"),
         ));
     }
+    if fc.ingest.max_backlog < 1_000 {
+        return Err(err(
+            0,
+            "ingest.max_backlog",
+            format!(
+                "{}: at least 1000 (alerts accepted and waiting to be applied; fewer would refuse ordinary bursts)",
+                fc.ingest.max_backlog
+            ),
+        ));
+    }
     let mut routes = Vec::new();
     for (i, r) in fc.routes.iter().flatten().enumerate() {
         klaxon_http::check_route(&r.value, &cat)

@@ -56,9 +56,10 @@ pub struct IngestSettings {
     pub max_backlog: usize,
 }
 
-/// Default [`IngestSettings::max_backlog`]: about half a minute of applying on
-/// a small machine, a few hundred MB of memory at most.
-pub const DEFAULT_MAX_BACKLOG: usize = 250_000;
+/// Default [`IngestSettings::max_backlog`]: about 5 s of applying on SQLite
+/// and 9 s on PostgreSQL on a 2-core machine, and about 270 MB of memory
+/// (measured 673 MB resident with 250,000 Alertmanager alerts waiting).
+pub const DEFAULT_MAX_BACKLOG: usize = 100_000;
 
 impl IngestSettings {
     pub fn new(catalog: Arc<Catalog>) -> Self {

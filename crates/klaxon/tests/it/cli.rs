@@ -272,6 +272,18 @@ fn config_check_reports_file_line_and_key() {
     assert_eq!(code, 1);
     assert!(err.contains("typo.yaml:2") && err.contains("severity"), "{err}");
 
+    // A backlog too small to take a burst, or not a number.
+    for (body, needle) in [
+        ("ingest:\n  max_backlog: 10\n", "ingest.max_backlog: 10: at least 1000"),
+        ("ingest:\n  max_backlog: lots\n", "backlog.yaml:2: ingest.max_backlog"),
+    ] {
+        let f = dir.path().join("backlog.yaml");
+        std::fs::write(&f, body).expect("write");
+        let (code, _, err) = klaxon("http://unused", None, &["config", "check", f.to_str().expect("path")]);
+        assert_eq!(code, 1, "{body}");
+        assert!(err.contains(needle), "{err}");
+    }
+
     // A server refuses to start on a broken file.
     let out = Command::new(BIN)
         .args([
