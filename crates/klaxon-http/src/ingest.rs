@@ -418,6 +418,8 @@ async fn ingest_path_inner(
     body: Bytes,
     format: IntegrationFormat,
 ) -> ApiResult<Response> {
+    // A full backlog refuses before the body is parsed: senders retry at once.
+    s.ingestor.check_room().map_err(ingest_failed)?;
     let info = integration_for(&s, &key, format).await?;
     let alerts = match format {
         IntegrationFormat::Alertmanager => parse_alertmanager(&body, false)?,
@@ -476,6 +478,19 @@ pub async fn generic(State(s): State<AppState>, Path(key): Path<String>, headers
 /// A PagerDuty-shaped answer.
 fn pd(status: StatusCode, body: Value) -> Response {
     (status, Json(body)).into_response()
+}
+
+/// PagerDuty's answer to a sender that should slow down and retry.
+fn throttled() -> Response {
+    let mut r = pd(
+        StatusCode::TOO_MANY_REQUESTS,
+        json!({"status": "throttle event", "message": "Too many events are waiting to be processed. Please retry later."}),
+    );
+    r.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    r
 }
 
 fn pd_invalid(errors: Vec<String>) -> Response {
@@ -655,6 +670,9 @@ fn parse_pagerduty(v: &Value) -> Result<(String, AlertInput), Vec<String>> {
     responses((status = 202, description = "{\"status\":\"success\",\"message\":\"Event processed\",\"dedup_key\":\"...\"}"),
         (status = 400, description = "{\"status\":\"invalid event\",\"message\":...,\"errors\":[...]}"), (status = 429)))]
 pub async fn pagerduty(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if s.ingestor.check_room().is_err() {
+        return throttled();
+    }
     let value: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
@@ -698,10 +716,7 @@ pub async fn pagerduty(State(s): State<AppState>, headers: HeaderMap, body: Byte
             StatusCode::ACCEPTED,
             json!({"status": "success", "message": "Event processed", "dedup_key": dedup_key}),
         ),
-        Err(e) if e.code == "overloaded" => pd(
-            StatusCode::TOO_MANY_REQUESTS,
-            json!({"status": "throttle event", "message": "Too many events are waiting to be processed. Please retry later."}),
-        ),
+        Err(e) if e.code == "overloaded" => throttled(),
         Err(e) => e.into_response(),
     }
 }

@@ -165,13 +165,7 @@ impl Ingestor {
         now: Timestamp,
         outcome: bool,
     ) -> Result<Option<oneshot::Receiver<Outcomes>>, StoreError> {
-        let waiting = *self.shared.backlog.borrow();
-        if waiting >= self.max_backlog {
-            metrics::counter!("klaxon_ingest_refused_total").increment(1);
-            return Err(StoreError::Overloaded(format!(
-                "{waiting} alerts are waiting to be applied; retry later"
-            )));
-        }
+        self.check_room()?;
         let text = serde_json::to_string(&alerts)
             .map_err(|e| StoreError::Conflict(format!("alerts not serialisable: {e}")))?;
         let (reply, applied) = match outcome {
@@ -211,6 +205,18 @@ impl Ingestor {
             .map_err(|_| StoreError::Conflict("the ingest applier dropped the request".into()))?
     }
 
+    /// Refuse (cheaply, before a body is even parsed) while the backlog is full.
+    pub fn check_room(&self) -> Result<(), StoreError> {
+        let waiting = *self.shared.backlog.borrow();
+        if waiting >= self.max_backlog {
+            metrics::counter!("klaxon_ingest_refused_total").increment(1);
+            return Err(StoreError::Overloaded(format!(
+                "{waiting} alerts are waiting to be applied; retry later"
+            )));
+        }
+        Ok(())
+    }
+
     /// Alerts accepted and not yet applied.
     pub fn backlog(&self) -> usize {
         *self.shared.backlog.borrow()
@@ -223,7 +229,7 @@ impl Ingestor {
     }
 }
 
-/// Stage 1: journal whatever is queued in one transaction, answer, hand on.
+/// Stage 1: journal whatever is queued in one statement, answer, hand on.
 async fn run_intake(
     store: Store,
     shared: Arc<Shared>,
@@ -299,7 +305,8 @@ async fn run_applier(
 ) {
     let mut rules: Option<Rules> = None;
     // SQLite has one server: everything another start left is applied first.
-    // On PostgreSQL another node's rows are its own until they are old.
+    // On PostgreSQL, also every SWEEP_EVERY: the rows of nodes that stopped
+    // (their writer lock is free), and of any node stuck for STUCK_AFTER.
     let mut sweep_at = std::time::Instant::now();
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     loop {
