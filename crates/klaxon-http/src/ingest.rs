@@ -393,14 +393,18 @@ fn ingest_failed(e: StoreError) -> ApiError {
 
 /// An error answer; a refusal for overload says when to come back.
 fn error_response(e: ApiError) -> Response {
-    let busy = e.status == StatusCode::SERVICE_UNAVAILABLE;
-    let mut r = e.into_response();
-    if busy {
-        r.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            axum::http::HeaderValue::from_static("1"),
-        );
+    match e.status == StatusCode::SERVICE_UNAVAILABLE {
+        true => retry_after(e.into_response()),
+        false => e.into_response(),
     }
+}
+
+/// Tell the sender to come back in a second.
+fn retry_after(mut r: Response) -> Response {
+    r.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
     r
 }
 
@@ -482,15 +486,10 @@ fn pd(status: StatusCode, body: Value) -> Response {
 
 /// PagerDuty's answer to a sender that should slow down and retry.
 fn throttled() -> Response {
-    let mut r = pd(
+    retry_after(pd(
         StatusCode::TOO_MANY_REQUESTS,
         json!({"status": "throttle event", "message": "Too many events are waiting to be processed. Please retry later."}),
-    );
-    r.headers_mut().insert(
-        axum::http::header::RETRY_AFTER,
-        axum::http::HeaderValue::from_static("1"),
-    );
-    r
+    ))
 }
 
 fn pd_invalid(errors: Vec<String>) -> Response {

@@ -285,7 +285,18 @@ impl Store {
                 .connect(&sqlite)
                 .await?
         };
-        let journal = crate::ingest::open_sqlite_journal(&sqlite, &pragmas).await?;
+        // The ingest journal: its own file, its own write lock (ingest/journal.rs).
+        let journal = AnyPoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            // An in-memory journal lives as long as its one connection.
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(setup(pragmas))
+            .connect(&crate::ingest::sqlite_journal_url(&sqlite))
+            .await?;
+        crate::ingest::create_sqlite_journal(&journal).await?;
         Ok(Store {
             backend: Backend::Sqlite,
             journal,

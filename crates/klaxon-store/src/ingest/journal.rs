@@ -12,12 +12,9 @@
 //! never waits for the main file's write lock; on PostgreSQL it is the
 //! `ingest_journal` table.
 
-use std::time::Duration;
-
 use jiff::Timestamp;
 use klaxon_domain::alert::AlertInput;
-use sqlx::any::AnyPoolOptions;
-use sqlx::{Any, AnyConnection, AnyPool, Executor, Row, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
 
 use super::write::{Val, bind_rows, values_sql};
 use crate::{Backend, Store, StoreError};
@@ -34,34 +31,20 @@ const SQLITE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS ingest_journal (
 /// The session lock a running writer holds (PostgreSQL).
 const WRITER_LOCK: &str = "SELECT pg_advisory_lock(4242, hashtext($1))";
 
-/// Open (creating) the journal file beside a SQLite database: `x.db` → `x.db-intake`.
-pub(crate) async fn open_sqlite_journal(main_url: &str, pragmas: &str) -> Result<AnyPool, StoreError> {
-    let url = if main_url.contains(":memory:") {
-        "sqlite::memory:".to_string()
-    } else {
-        let (path, query) = main_url.split_once('?').unwrap_or((main_url, ""));
-        format!("{path}-intake?{query}")
-    };
-    let pragmas = pragmas.to_string();
-    let pool = AnyPoolOptions::new()
-        .max_connections(1)
-        .min_connections(1)
-        // An in-memory journal lives as long as its one connection.
-        .idle_timeout(None)
-        .max_lifetime(None)
-        .acquire_timeout(Duration::from_secs(30))
-        .after_connect(move |conn, _meta| {
-            let pragmas = pragmas.clone();
-            Box::pin(async move {
-                conn.execute(sqlx::AssertSqlSafe(pragmas)).await?;
-                Ok(())
-            })
-        })
-        .connect(&url)
-        .await?;
-    sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
-    sqlx::query(SQLITE_SCHEMA).execute(&pool).await?;
-    Ok(pool)
+/// The journal file beside a SQLite database: `x.db` → `x.db-intake`.
+pub(crate) fn sqlite_journal_url(main_url: &str) -> String {
+    if main_url.contains(":memory:") {
+        return "sqlite::memory:".to_string();
+    }
+    let (path, query) = main_url.split_once('?').unwrap_or((main_url, ""));
+    format!("{path}-intake?{query}")
+}
+
+/// WAL mode and the table, on a freshly opened SQLite journal.
+pub(crate) async fn create_sqlite_journal(pool: &AnyPool) -> Result<(), StoreError> {
+    sqlx::query("PRAGMA journal_mode = WAL").execute(pool).await?;
+    sqlx::query(SQLITE_SCHEMA).execute(pool).await?;
+    Ok(())
 }
 
 /// One journal row to write.

@@ -40,8 +40,8 @@ mod journal;
 mod write;
 
 use batch::Batch;
-pub(crate) use journal::open_sqlite_journal;
 use journal::{Entry, Leftover};
+pub(crate) use journal::{create_sqlite_journal, sqlite_journal_url};
 
 /// What ingestion needs besides the database.
 #[derive(Debug, Clone)]

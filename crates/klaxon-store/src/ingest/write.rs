@@ -24,20 +24,6 @@ pub(super) async fn insert_rows(
     suffix: &str,
 ) -> Result<(), StoreError> {
     let started = std::time::Instant::now();
-    let result = insert_rows_inner(tx, backend, table, cols, rows, suffix).await;
-    metrics::histogram!("klaxon_ingest_write_seconds", "table" => table.to_string())
-        .record(started.elapsed().as_secs_f64());
-    result
-}
-
-async fn insert_rows_inner(
-    tx: &mut Transaction<'_, Any>,
-    backend: Backend,
-    table: &str,
-    cols: &[&str],
-    rows: Vec<Vec<Val>>,
-    suffix: &str,
-) -> Result<(), StoreError> {
     // Few large statements: sqlx does not set TCP_NODELAY on PostgreSQL connections, so
     // every multi-packet statement can wait out a delayed ACK (~40 ms).
     let chunk = (30_000 / cols.len().max(1)).max(1);
@@ -49,6 +35,8 @@ async fn insert_rows_inner(
             .execute(&mut **tx)
             .await?;
     }
+    metrics::histogram!("klaxon_ingest_write_seconds", "table" => table.to_string())
+        .record(started.elapsed().as_secs_f64());
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use klaxon_domain::wire::{CreateIntegration, CreateSilence, IncidentQuery, Integ
 use serde_json::{Value, json};
 
 use crate::both;
-use crate::support::{ADMIN, TestApp, kinds};
+use crate::support::{ADMIN, TestApp, count_kind, kinds};
 
 async fn integration(app: &TestApp, name: &str, format: IntegrationFormat) -> String {
     app.client
@@ -659,14 +659,7 @@ both!(concurrent_senders_share_commits_and_lose_nothing, |app| {
     assert_eq!(list.len(), 1, "one group, one incident");
     let alerts = app.client.alerts(&[("limit", "500".into())]).await.unwrap();
     assert_eq!(alerts["items"].as_array().unwrap().len(), 40);
-    assert_eq!(
-        kinds(&app, &list[0].id)
-            .await
-            .iter()
-            .filter(|k| *k == "alert_fired")
-            .count(),
-        40
-    );
+    assert_eq!(count_kind(&app, &list[0].id, "alert_fired").await, 40);
     assert!(app.client.verify(&list[0].id).await.unwrap().ok);
 });
 
@@ -874,14 +867,7 @@ both!(a_stopped_servers_journal_is_applied_once_by_the_next, |app| {
     }
     let list = incidents(&app).await;
     assert_eq!(list.len(), 1, "grouped as they would have been");
-    assert_eq!(
-        kinds(&app, &list[0].id)
-            .await
-            .iter()
-            .filter(|k| *k == "alert_fired")
-            .count(),
-        2
-    );
+    assert_eq!(count_kind(&app, &list[0].id, "alert_fired").await, 2);
     // Applied once: a third start finds nothing to apply, and the rows are gone.
     let again = klaxon_store::Ingestor::start(
         app.store.clone(),
@@ -891,14 +877,7 @@ both!(a_stopped_servers_journal_is_applied_once_by_the_next, |app| {
     // Its first sweep runs before it takes any request: once this one is applied, the sweep is done.
     let integ_info = app.store.integration(&integ.id).await.unwrap().unwrap();
     again.submit(integ_info, vec![], app.clock_now()).await.unwrap();
-    assert_eq!(
-        kinds(&app, &list[0].id)
-            .await
-            .iter()
-            .filter(|k| *k == "alert_fired")
-            .count(),
-        2
-    );
+    assert_eq!(count_kind(&app, &list[0].id, "alert_fired").await, 2);
     assert_eq!(
         app.client.alerts(&[]).await.unwrap()["items"].as_array().unwrap().len(),
         2
@@ -955,13 +934,5 @@ mod a_full_backlog_refuses_alerts_with_a_retry_hint {
         assert_eq!(app.store.ingest_journal_len().await.unwrap(), 0, "nothing journaled");
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        body("sqlite").await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        body("postgres").await
-    }
+    crate::each_backend!(body);
 }

@@ -126,12 +126,4 @@ async fn body(backend: &'static str) {
     pool.close().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite() {
-    body("sqlite").await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres() {
-    body("postgres").await
-}
+crate::each_backend!(body);

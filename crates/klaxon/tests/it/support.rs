@@ -140,6 +140,11 @@ impl TestApp {
             status_page: Some(page),
             ..Default::default()
         };
+        Self::spawn_extras(backend, catalog, extras).await
+    }
+
+    /// Defaults everywhere but the optional parts.
+    async fn spawn_extras(backend: &'static str, catalog: Catalog, extras: Extras) -> TestApp {
         Self::spawn_inner(
             backend,
             catalog,
@@ -159,19 +164,11 @@ impl TestApp {
         catalog: Catalog,
         channels: klaxon_engine::ChannelsConfig,
     ) -> TestApp {
-        Self::spawn_inner(
-            backend,
-            catalog,
-            AuthSettings::default(),
-            vec![],
-            (0, 0),
-            (0, 0),
-            Extras {
-                channels: Some(channels),
-                ..Default::default()
-            },
-        )
-        .await
+        let extras = Extras {
+            channels: Some(channels),
+            ..Default::default()
+        };
+        Self::spawn_extras(backend, catalog, extras).await
     }
 
     /// With `/api/v1` limited to `per_second` requests per client address.
@@ -244,16 +241,7 @@ impl TestApp {
             max_backlog: Some(max_backlog),
             ..Default::default()
         };
-        Self::spawn_inner(
-            backend,
-            Catalog::default(),
-            AuthSettings::default(),
-            vec![],
-            (0, 0),
-            (0, 0),
-            extras,
-        )
-        .await
+        Self::spawn_extras(backend, Catalog::default(), extras).await
     }
 
     /// Wait until every alert accepted so far is applied.
@@ -429,6 +417,11 @@ impl TestApp {
 }
 
 /// The event types of an incident's timeline, oldest first.
+/// How many events of `kind` the incident's timeline holds.
+pub async fn count_kind(app: &TestApp, id: &str, kind: &str) -> usize {
+    kinds(app, id).await.iter().filter(|k| *k == kind).count()
+}
+
 pub async fn kinds(app: &TestApp, id: &str) -> Vec<String> {
     app.client
         .timeline(id)
@@ -438,4 +431,21 @@ pub async fn kinds(app: &TestApp, id: &str) -> Vec<String> {
         .iter()
         .map(|e| e.kind.type_name().to_string())
         .collect()
+}
+
+/// `sqlite` and `postgres` tests of an `async fn body(backend: &'static str)`
+/// that starts its own server (when `both!`'s ready-made app does not fit).
+#[macro_export]
+macro_rules! each_backend {
+    ($body:path) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn sqlite() {
+            $body("sqlite").await
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn postgres() {
+            $body("postgres").await
+        }
+    };
 }
