@@ -242,6 +242,11 @@ pub fn canonical(incident_id: &str, seq: u64, at: Timestamp, actor: &str, kind: 
     // The compact JSON of {incident_id, seq, at, actor, kind} with its keys sorted (as
     // serde_json's map prints them), written directly instead of through a cloned `Value`:
     // the ingest writer seals one event per alert.
+    canonical_with_kind_text(incident_id, seq, at, actor, &kind.to_string())
+}
+
+/// [`canonical`] with the kind already printed as compact, key-sorted JSON.
+fn canonical_with_kind_text(incident_id: &str, seq: u64, at: Timestamp, actor: &str, kind: &str) -> String {
     let text = |s: &str| serde_json::to_string(s).unwrap_or_default();
     format!(
         "{{\"actor\":{},\"at\":{},\"incident_id\":{},\"kind\":{kind},\"seq\":{seq}}}",
@@ -261,9 +266,27 @@ pub fn chain_hash(prev_hash: &str, canonical: &str) -> String {
 impl TimelineEvent {
     /// Seal a new event onto the chain after `prev_hash`.
     pub fn seal(incident_id: &str, seq: u64, at: Timestamp, actor: &str, kind: EventKind, prev_hash: &str) -> Self {
-        let kind_json = serde_json::to_value(&kind).unwrap_or(serde_json::Value::Null);
-        let hash = chain_hash(prev_hash, &canonical(incident_id, seq, at, actor, &kind_json));
-        Self {
+        Self::seal_with_payload(incident_id, seq, at, actor, kind, prev_hash).0
+    }
+
+    /// [`seal`](Self::seal), also returning the kind as compact JSON (keys sorted) to
+    /// store as the event's payload: the writer then prints each event once.
+    pub fn seal_with_payload(
+        incident_id: &str,
+        seq: u64,
+        at: Timestamp,
+        actor: &str,
+        kind: EventKind,
+        prev_hash: &str,
+    ) -> (Self, String) {
+        let kind_text = serde_json::to_value(&kind)
+            .unwrap_or(serde_json::Value::Null)
+            .to_string();
+        let hash = chain_hash(
+            prev_hash,
+            &canonical_with_kind_text(incident_id, seq, at, actor, &kind_text),
+        );
+        let event = Self {
             incident_id: incident_id.to_string(),
             seq,
             at,
@@ -271,7 +294,8 @@ impl TimelineEvent {
             kind,
             prev_hash: prev_hash.to_string(),
             hash,
-        }
+        };
+        (event, kind_text)
     }
 }
 
@@ -343,16 +367,30 @@ pub fn verify_chain(incident_id: &str, events: &[StoredEvent]) -> (Option<Broken
 
 /// Apply one event to the projection. `Declared` creates it.
 pub fn apply(current: Option<Incident>, event: &TimelineEvent) -> Option<Incident> {
-    let mut inc = match (&event.kind, current) {
+    match (&event.kind, current) {
         (EventKind::Declared { incident }, _) => {
             let mut inc = (**incident).clone();
             inc.version = event.seq;
             inc.updated_at = event.at;
-            return Some(inc);
+            Some(inc)
         }
-        (_, None) => return None,
-        (_, Some(inc)) => inc,
-    };
+        (_, None) => None,
+        (_, Some(mut inc)) => {
+            apply_to(&mut inc, event);
+            Some(inc)
+        }
+    }
+}
+
+/// Apply one event to an existing projection in place (as [`apply`] does, without
+/// a copy). A `Declared` event replaces it.
+pub fn apply_to(inc: &mut Incident, event: &TimelineEvent) {
+    if let EventKind::Declared { incident } = &event.kind {
+        *inc = (**incident).clone();
+        inc.version = event.seq;
+        inc.updated_at = event.at;
+        return;
+    }
     let at = event.at;
     match &event.kind {
         EventKind::Declared { .. } => {}
@@ -421,7 +459,7 @@ pub fn apply(current: Option<Incident>, event: &TimelineEvent) -> Option<Inciden
         }
         EventKind::FieldsChanged { changes } => {
             for c in changes {
-                crate::decide::set_field(&mut inc, &c.field, &c.after);
+                crate::decide::set_field(inc, &c.field, &c.after);
             }
         }
         EventKind::RoleAssigned { role, after, .. } => match after {
@@ -479,7 +517,6 @@ pub fn apply(current: Option<Incident>, event: &TimelineEvent) -> Option<Inciden
     }
     inc.version = event.seq;
     inc.updated_at = at;
-    Some(inc)
 }
 
 /// Replay a whole timeline.
@@ -513,5 +550,36 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn sealed_payload_is_the_kind_the_hash_covers() {
+        let kind = EventKind::AlertFired {
+            alert_id: 7,
+            integration: "prom \"main\"".into(),
+            dedup_key: "fp\\1".into(),
+            summary: "Disk ✓ full\n".into(),
+            severity: Some("critical".into()),
+            labels: [
+                ("z".to_string(), "1".to_string()),
+                ("a".to_string(), "{a,b}".to_string()),
+            ]
+            .into(),
+            refired: true,
+        };
+        let at = Timestamp::from_millisecond(1_795_000_000_123).unwrap();
+        let (event, payload) =
+            TimelineEvent::seal_with_payload("INC-1", 3, at, "integration:prom", kind.clone(), "prev");
+        let as_value = serde_json::to_value(&kind).unwrap();
+        assert_eq!(payload, as_value.to_string(), "payload is the compact, key-sorted kind");
+        assert_eq!(serde_json::from_str::<EventKind>(&payload).unwrap(), kind);
+        assert_eq!(
+            event.hash,
+            chain_hash("prev", &reference("INC-1", 3, at, "integration:prom", &as_value))
+        );
+        assert_eq!(
+            event,
+            TimelineEvent::seal("INC-1", 3, at, "integration:prom", kind, "prev")
+        );
     }
 }
