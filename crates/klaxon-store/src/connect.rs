@@ -232,9 +232,23 @@ impl Store {
                 .connect(url)
                 .await?;
             migrations(Backend::Postgres).run(&pool).await?;
+            // The ingest journal: its inserts are `UNNEST` of array parameters,
+            // which a per-execution plan parses twice (ingest/write.rs,
+            // GENERIC_PLANS); its other statements are single-index lookups.
+            let journal = AnyPoolOptions::new()
+                .max_connections(4)
+                .acquire_timeout(Duration::from_secs(10))
+                .after_connect(hook(|conn, _meta| {
+                    Box::pin(async move {
+                        conn.execute("SET plan_cache_mode = force_generic_plan").await?;
+                        Ok(())
+                    })
+                }))
+                .connect(url)
+                .await?;
             return Ok(Store {
                 backend: Backend::Postgres,
-                journal: pool.clone(),
+                journal,
                 write: pool.clone(),
                 read: pool,
                 rules_generation: Default::default(),

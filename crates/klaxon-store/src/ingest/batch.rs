@@ -55,6 +55,8 @@ pub(super) struct IncState {
     pub(super) head: String,
     pub(super) inc: Incident,
     pub(super) events: Vec<TimelineEvent>,
+    /// Each event's kind as printed when it was sealed: the stored payload.
+    pub(super) payloads: Vec<String>,
     pub(super) is_new: bool,
 }
 
@@ -75,7 +77,7 @@ pub(super) enum Undo {
 pub(super) struct Batch<'s> {
     pub(super) backend: Backend,
     pub(super) settings: &'s IngestSettings,
-    pub(super) routes: Vec<Route>,
+    pub(super) routes: std::sync::Arc<Vec<Route>>,
     pub(super) silences: Vec<Silence>,
     pub(super) reuse_window_ms: i64,
     pub(super) alerts: HashMap<AlertKey, AlertRow>,
@@ -214,6 +216,7 @@ impl<'s> Batch<'s> {
                         st.head = head;
                         st.inc = *inc;
                         st.events.truncate(len);
+                        st.payloads.truncate(len);
                     }
                     (Some(_), None) => {}
                     (None, _) => {
@@ -444,6 +447,7 @@ impl<'s> Batch<'s> {
                         head: r.try_get("head_hash")?,
                         inc,
                         events: vec![],
+                        payloads: vec![],
                         is_new: false,
                     },
                 );
@@ -494,7 +498,10 @@ impl<'s> Batch<'s> {
             Backend::Postgres => {
                 if pool.is_empty() {
                     let mut got: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
-                        "SELECT nextval(pg_get_serial_sequence('{table}', 'pk')) FROM generate_series(1, 256)"
+                        // The sequence's name is looked up once (`OFFSET 0` keeps the planner
+                        // from folding the lookup into every row).
+                        "SELECT nextval(q.s) FROM (SELECT pg_get_serial_sequence('{table}', 'pk')::regclass AS s OFFSET 0) q \
+                         CROSS JOIN generate_series(1, 1024)"
                     )))
                     .fetch_all(&mut **tx)
                     .await?;
@@ -555,10 +562,12 @@ impl<'s> Batch<'s> {
             .get_mut(&incident_pk)
             .ok_or_else(|| StoreError::NotFound(format!("#{incident_pk}")))?;
         for kind in kinds {
-            let ev = TimelineEvent::seal(&st.inc.id, st.inc.version + 1, now, who, kind, &st.head);
-            st.inc = event::apply(Some(st.inc.clone()), &ev).ok_or_else(|| StoreError::Corrupt("apply".into()))?;
+            let (ev, payload) =
+                TimelineEvent::seal_with_payload(&st.inc.id, st.inc.version + 1, now, who, kind, &st.head);
+            event::apply_to(&mut st.inc, &ev);
             st.head = ev.hash.clone();
             st.events.push(ev);
+            st.payloads.push(payload);
         }
         Ok(st.inc.id.clone())
     }
@@ -594,7 +603,8 @@ impl<'s> Batch<'s> {
         })?;
         let id = self.next_incident_id(tx, now).await?;
         let pk = self.alloc(tx, "incidents").await?;
-        let ev = TimelineEvent::seal(&id, 1, now, who, decide::declared(draft, id.clone()), GENESIS_HASH);
+        let (ev, payload) =
+            TimelineEvent::seal_with_payload(&id, 1, now, who, decide::declared(draft, id.clone()), GENESIS_HASH);
         let inc = event::apply(None, &ev).ok_or_else(|| StoreError::Corrupt("declared".into()))?;
         self.touch_incident(pk);
         self.incidents.insert(
@@ -603,6 +613,7 @@ impl<'s> Batch<'s> {
                 head: ev.hash.clone(),
                 inc,
                 events: vec![ev],
+                payloads: vec![payload],
                 is_new: true,
             },
         );
@@ -640,12 +651,10 @@ impl<'s> Batch<'s> {
         now: Timestamp,
     ) -> Result<Vec<String>, StoreError> {
         let who = actor(integ);
-        let routes: Vec<Route> = matching_routes(&self.routes, &self.settings.default_route, &a.labels)
-            .into_iter()
-            .cloned()
-            .collect();
+        let all_routes = std::sync::Arc::clone(&self.routes);
+        let settings = self.settings;
         let mut ids = Vec::new();
-        for route in routes {
+        for route in matching_routes(&all_routes, &settings.default_route, &a.labels) {
             let gk = route.group_key(a);
             let existing = match self.groups.get(&gk) {
                 Some(v) => *v,
@@ -685,7 +694,7 @@ impl<'s> Batch<'s> {
             let incident_pk = match target {
                 Some(pk) => pk,
                 None => {
-                    let pk = self.declare(tx, a, &route, &who, now).await?;
+                    let pk = self.declare(tx, a, route, &who, now).await?;
                     self.touch_group(&gk);
                     self.groups.insert(gk.clone(), Some(pk));
                     self.dirty_groups.insert(gk.clone());

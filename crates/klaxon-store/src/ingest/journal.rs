@@ -16,7 +16,7 @@ use jiff::Timestamp;
 use klaxon_domain::alert::AlertInput;
 use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
 
-use super::write::{Val, bind_rows, values_sql};
+use super::write::{Val, insert_query};
 use crate::{Backend, Store, StoreError};
 
 const SQLITE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS ingest_journal (
@@ -81,9 +81,8 @@ impl Store {
             .collect();
         // One statement, committed on its own: all rows or none, one round trip.
         let cols = ["writer", "seq", "integration_id", "received_at", "alerts"];
-        let sql = values_sql(self.backend, "ingest_journal", &cols, entries.len(), "");
         let started = std::time::Instant::now();
-        bind_rows(sqlx::query(sqlx::AssertSqlSafe(sql)), rows)
+        insert_query(self.backend, "ingest_journal", &cols, rows, "")
             .execute(&self.journal)
             .await?;
         metrics::histogram!("klaxon_ingest_write_seconds", "table" => "ingest_journal")

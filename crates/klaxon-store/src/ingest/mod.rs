@@ -595,7 +595,7 @@ impl Store {
             backend: self.backend,
             settings,
             reuse_window_ms: reuse_window_ms(settings, &routes),
-            routes,
+            routes: std::sync::Arc::new(routes),
             silences,
             alerts: HashMap::new(),
             links: HashMap::new(),

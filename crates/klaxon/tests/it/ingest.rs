@@ -936,3 +936,51 @@ mod a_full_backlog_refuses_alerts_with_a_retry_hint {
 
     crate::each_backend!(body);
 }
+
+// PostgreSQL receives each column of a batch as one array literal; text that
+// looks like array syntax (quotes, backslashes, braces, commas, NULL) must come
+// back byte for byte, and the sealed timeline must still verify.
+both!(awkward_label_text_round_trips_byte_for_byte, |app| {
+    let key = integration(&app, "prom", IntegrationFormat::Alertmanager).await;
+    let path = format!("/ingest/alertmanager/{key}");
+    let awkward = [
+        "say \"hi\"",
+        r"C:\path\to\{x}",
+        "{a,b}",
+        "NULL",
+        "",
+        "line\nbreak\ttab",
+        "ünïcødé — 警報 🚨",
+        r#"\"}"#,
+    ];
+    let alerts: Vec<Value> = awkward
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let mut a = am_alert(&format!("fp-{i}"), "firing", json!({"alertname": "Odd", "odd": text}));
+            a["annotations"]["summary"] = json!(format!("{text}|{i}"));
+            a
+        })
+        .collect();
+    let (status, body) = post(&app, &path, am_payload("g", alerts)).await;
+    assert_eq!(status, 200, "{body}");
+    let list = app.client.alerts(&[]).await.unwrap();
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), awkward.len());
+    for (i, text) in awkward.iter().enumerate() {
+        let a = items
+            .iter()
+            .find(|a| a["dedup_key"] == format!("fp-{i}"))
+            .unwrap_or_else(|| panic!("alert fp-{i} missing: {list}"));
+        assert_eq!(a["labels"]["odd"], *text, "label of fp-{i}");
+        assert_eq!(a["summary"], format!("{text}|{i}"), "summary of fp-{i}");
+    }
+    let incs = incidents(&app).await;
+    assert_eq!(incs.len(), 1);
+    assert_eq!(incs[0].title, format!("{}|0", awkward[0]));
+    assert_eq!(count_kind(&app, &incs[0].id, "alert_fired").await, awkward.len());
+    assert!(
+        app.client.verify(&incs[0].id).await.unwrap().ok,
+        "stored payloads verify"
+    );
+});
