@@ -41,6 +41,25 @@ pub enum BenchCmd {
         #[arg(long, default_value = "prometheus-alertmanager")]
         alertmanager_bin: String,
     },
+    /// The ingest pipeline alone, in this process: journal, then apply N alerts; prints alerts/s and CPU per alert.
+    #[command(
+        after_help = "Examples:\n  klaxon bench apply --database-url sqlite:///tmp/apply.db --alerts 200000 --batch 100\n  klaxon bench apply --database-url postgres://postgres@127.0.0.1/klaxon_bench --alerts 200000 --batch 1"
+    )]
+    Apply {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value_t = 200_000)]
+        alerts: u64,
+        /// Alerts per request.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        /// Concurrent submitters.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Alert names cycle over this many values (one incident group each).
+        #[arg(long, default_value_t = 50)]
+        groups: u64,
+    },
     /// Fire N durable timers spread over a window with a real engine on the real store; print their lateness.
     #[command(
         after_help = "Examples:\n  klaxon bench timers --database-url sqlite:///tmp/timers.db --count 100000 --over 10m\n  klaxon bench timers --database-url postgres://postgres@127.0.0.1/klaxon_bench --count 100000 --over 10m"
@@ -143,6 +162,13 @@ pub async fn run(cmd: BenchCmd, url: &str, token: Option<String>) -> anyhow::Res
             over,
             lead,
         } => crate::bench_engine::timers(&database_url, count, over, lead).await,
+        BenchCmd::Apply {
+            database_url,
+            alerts,
+            batch,
+            connections,
+            groups,
+        } => crate::bench_apply::run(&database_url, alerts, batch, connections, groups).await,
         BenchCmd::Outbox { database_url, count } => crate::bench_engine::outbox(&database_url, count).await,
         BenchCmd::Paging {
             rate,

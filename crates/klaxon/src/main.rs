@@ -2,6 +2,7 @@
 //! the benchmarks (`bench`), in one binary.
 
 mod bench;
+mod bench_apply;
 mod bench_engine;
 mod bench_ingest;
 mod cli;
