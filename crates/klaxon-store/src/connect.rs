@@ -175,6 +175,14 @@ fn loopback_without_tls(url: &str) -> String {
     format!("{url}{sep}sslmode=disable")
 }
 
+/// SQLite, the one writer connection only: a 64 MiB page cache (default 2 MiB)
+/// and a checkpoint every 8,192 WAL pages (32 MiB) rather than every 1,000, so
+/// that pages the ingest path rewrites in every batch (index roots, incident
+/// rows, the applied mark) are copied into the database once per checkpoint.
+/// Measured with `klaxon bench apply` (100,000 alerts, batch 100): 3.5 → 3.1 KB
+/// written to disk per alert, a quarter fewer write calls.
+const SQLITE_WRITER_PRAGMAS: &str = "PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 8192;";
+
 /// Normalise the SQLite URL forms users write into what sqlx expects, and
 /// make sure the file is created.
 fn sqlite_url(url: &str) -> Result<String, StoreError> {
@@ -284,7 +292,7 @@ impl Store {
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
-            .after_connect(setup(pragmas.clone()))
+            .after_connect(setup(format!("{pragmas} {SQLITE_WRITER_PRAGMAS}")))
             .connect(&sqlite)
             .await?;
         sqlx::query("PRAGMA journal_mode = WAL").execute(&write).await?;
