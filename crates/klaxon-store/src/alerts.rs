@@ -87,6 +87,22 @@ impl Store {
         }
     }
 
+    /// How many alerts an integration has stored, and how many incidents they joined.
+    pub async fn alert_totals(&self, integration_id: &str) -> Result<(i64, i64), StoreError> {
+        let alerts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM alerts WHERE integration_id = $1")
+            .bind(integration_id.to_string())
+            .fetch_one(&self.read)
+            .await?;
+        let incidents: i64 = sqlx::query_scalar(
+            "SELECT COUNT(DISTINCT ia.incident_pk) FROM incident_alerts ia \
+             JOIN alerts a ON a.pk = ia.alert_pk WHERE a.integration_id = $1",
+        )
+        .bind(integration_id.to_string())
+        .fetch_one(&self.read)
+        .await?;
+        Ok((alerts, incidents))
+    }
+
     /// Newest first; returns the next cursor when there is more.
     pub async fn alerts(&self, f: &AlertFilter) -> Result<(Vec<AlertRecord>, Option<i64>), StoreError> {
         let mut sql = format!("SELECT {COLS} FROM alerts a WHERE 1 = 1");

@@ -64,7 +64,8 @@ fn alert(n: u64, groups: u64, starts: jiff::Timestamp) -> AlertInput {
             href: "http://bench".into(),
             text: Some("Source".into()),
         }],
-        group_key: Some("{}:{job=\"bench\"}".into()),
+        // Alertmanager's group key: one group (one incident) per alert name.
+        group_key: Some(format!("{{}}:{{alertname=\"{name}\"}}")),
         details: serde_json::Value::Null,
     }
 }
@@ -84,7 +85,7 @@ pub async fn run(database_url: &str, alerts: u64, batch: usize, connections: usi
         .await?;
     let mut settings = IngestSettings::new(Arc::new(Catalog::default()));
     settings.max_backlog = alerts as usize + 1;
-    let ingestor = Ingestor::start(store, Arc::new(settings), clock.clone());
+    let ingestor = Ingestor::start(store.clone(), Arc::new(settings), clock.clone());
     // Every request is built before the clock starts.
     let starts = clock.now();
     let batch = batch.max(1) as u64;
@@ -119,10 +120,19 @@ pub async fn run(database_url: &str, alerts: u64, batch: usize, connections: usi
     let applied = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds().zip(cpu0).map(|(b, a)| b - a);
     let busy = machine_busy_seconds().zip(busy0).map(|(b, a)| b - a);
+    // The figures count only if the work was done: every alert stored and grouped.
+    let (stored, incidents) = store.alert_totals(&integ.id).await?;
+    let groups_sent = groups.clamp(1, alerts.max(1)) as i64;
+    if stored != alerts as i64 || incidents != groups_sent {
+        anyhow::bail!(
+            "applied work is wrong: {stored} alerts stored (sent {alerts}) in {incidents} incidents ({groups_sent} groups sent)"
+        );
+    }
     println!(
         "{alerts} alerts in requests of {batch} from {connections} tasks: all accepted after {accepted:.2} s, all applied after {applied:.2} s = {:.0} alerts/s",
         alerts as f64 / applied
     );
+    println!("stored: {stored} alerts in {incidents} incidents");
     if let Some(cpu) = cpu {
         println!(
             "CPU (user + system, this process): {cpu:.2} s = {:.1} µs per alert",
