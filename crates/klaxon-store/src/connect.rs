@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyConnection, AssertSqlSafe, Executor, SqlSafeStr};
@@ -217,6 +218,21 @@ where
     f
 }
 
+/// A PostgreSQL pool of up to `max` connections, each set up with `setting` when opened.
+async fn pg_pool(url: &str, max: u32, setting: &'static str) -> Result<AnyPool, StoreError> {
+    Ok(AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(hook(move |conn, _meta| {
+            Box::pin(async move {
+                conn.execute(setting).await?;
+                Ok(())
+            })
+        }))
+        .connect(url)
+        .await?)
+}
+
 impl Store {
     /// Open the database, apply migrations, and return a ready store.
     pub async fn connect(opts: &StoreOptions) -> Result<Store, StoreError> {
@@ -224,36 +240,21 @@ impl Store {
         let url = opts.url.trim();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let url = &loopback_without_tls(url);
-            let pool = AnyPoolOptions::new()
-                .max_connections(opts.max_connections.max(2))
-                .acquire_timeout(Duration::from_secs(10))
-                // Statements are prepared once per connection; PostgreSQL then
-                // switches to a generic plan, which for `key IN ($2, ..., $501)`
-                // scans the whole alerts table (measured 300-400 ms per batch
-                // preload instead of < 1 ms). Plan each execution for its values.
-                .after_connect(hook(|conn, _meta| {
-                    Box::pin(async move {
-                        conn.execute("SET plan_cache_mode = force_custom_plan").await?;
-                        Ok(())
-                    })
-                }))
-                .connect(url)
-                .await?;
+            // Statements are prepared once per connection; PostgreSQL then
+            // switches to a generic plan, which for `key IN ($2, ..., $501)`
+            // scans the whole alerts table (measured 300-400 ms per batch
+            // preload instead of < 1 ms). Plan each execution for its values.
+            let pool = pg_pool(
+                url,
+                opts.max_connections.max(2),
+                "SET plan_cache_mode = force_custom_plan",
+            )
+            .await?;
             migrations(Backend::Postgres).run(&pool).await?;
             // The ingest journal: its inserts are `UNNEST` of array parameters,
             // which a per-execution plan parses twice (ingest/write.rs,
             // GENERIC_PLANS); its other statements are single-index lookups.
-            let journal = AnyPoolOptions::new()
-                .max_connections(4)
-                .acquire_timeout(Duration::from_secs(10))
-                .after_connect(hook(|conn, _meta| {
-                    Box::pin(async move {
-                        conn.execute("SET plan_cache_mode = force_generic_plan").await?;
-                        Ok(())
-                    })
-                }))
-                .connect(url)
-                .await?;
+            let journal = pg_pool(url, 4, "SET plan_cache_mode = force_generic_plan").await?;
             return Ok(Store {
                 backend: Backend::Postgres,
                 journal,

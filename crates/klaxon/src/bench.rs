@@ -48,16 +48,16 @@ pub enum BenchCmd {
     Apply {
         #[arg(long)]
         database_url: String,
-        #[arg(long, default_value_t = 200_000)]
+        #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..))]
         alerts: u64,
         /// Alerts per request.
-        #[arg(long, default_value_t = 100)]
-        batch: usize,
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        batch: u64,
         /// Concurrent submitters.
-        #[arg(long, default_value_t = 32)]
-        connections: usize,
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        connections: u64,
         /// Alert names cycle over this many values (one incident group each).
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
         groups: u64,
     },
     /// Fire N durable timers spread over a window with a real engine on the real store; print their lateness.

@@ -42,7 +42,7 @@ fn machine_busy_seconds() -> Option<f64> {
 }
 
 fn alert(n: u64, groups: u64, starts: jiff::Timestamp) -> AlertInput {
-    let name = format!("BenchAlert{}", n % groups.max(1));
+    let name = format!("BenchAlert{}", n % groups);
     let instance = format!("host-{n}");
     let labels = BTreeMap::from([
         ("alertname".to_string(), name.clone()),
@@ -70,7 +70,15 @@ fn alert(n: u64, groups: u64, starts: jiff::Timestamp) -> AlertInput {
     }
 }
 
-pub async fn run(database_url: &str, alerts: u64, batch: usize, connections: usize, groups: u64) -> anyhow::Result<()> {
+pub async fn run(database_url: &str, alerts: u64, batch: u64, connections: u64, groups: u64) -> anyhow::Result<()> {
+    for (flag, v) in [
+        ("--alerts", alerts),
+        ("--batch", batch),
+        ("--connections", connections),
+        ("--groups", groups),
+    ] {
+        anyhow::ensure!(v >= 1, "{flag} must be at least 1");
+    }
     let store = Store::connect(&StoreOptions::new(database_url))
         .await
         .with_context(|| format!("opening {database_url}"))?;
@@ -88,7 +96,6 @@ pub async fn run(database_url: &str, alerts: u64, batch: usize, connections: usi
     let ingestor = Ingestor::start(store.clone(), Arc::new(settings), clock.clone());
     // Every request is built before the clock starts.
     let starts = clock.now();
-    let batch = batch.max(1) as u64;
     let requests: Vec<Vec<AlertInput>> = (0..alerts.div_ceil(batch))
         .map(|r| {
             (r * batch..((r + 1) * batch).min(alerts))
@@ -101,7 +108,7 @@ pub async fn run(database_url: &str, alerts: u64, batch: usize, connections: usi
     let busy0 = machine_busy_seconds();
     let t0 = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..connections.max(1) {
+    for _ in 0..connections {
         let (queue, ingestor, integ, clock) = (queue.clone(), ingestor.clone(), integ.clone(), clock.clone());
         tasks.push(tokio::spawn(async move {
             loop {
@@ -122,7 +129,7 @@ pub async fn run(database_url: &str, alerts: u64, batch: usize, connections: usi
     let busy = machine_busy_seconds().zip(busy0).map(|(b, a)| b - a);
     // The figures count only if the work was done: every alert stored and grouped.
     let (stored, incidents) = store.alert_totals(&integ.id).await?;
-    let groups_sent = groups.clamp(1, alerts.max(1)) as i64;
+    let groups_sent = groups.min(alerts) as i64;
     if stored != alerts as i64 || incidents != groups_sent {
         anyhow::bail!(
             "applied work is wrong: {stored} alerts stored (sent {alerts}) in {incidents} incidents ({groups_sent} groups sent)"
