@@ -86,6 +86,20 @@ pub enum EventKind {
         #[serde(default)]
         refired: bool,
     },
+    /// Alerts joined the incident (new, or firing again after they resolved):
+    /// every alert one request brought to this incident, in one event. Written
+    /// since batched alert events; `alert_fired` is the one-alert form of older timelines.
+    AlertsFired {
+        alerts: Vec<FiredAlert>,
+    },
+    /// Open alerts the sender repeated (one request's repeats for this incident).
+    AlertsRepeated {
+        alerts: Vec<RepeatedAlert>,
+    },
+    /// Alerts that resolved (one request's resolutions for this incident).
+    AlertsResolved {
+        alerts: Vec<ResolvedAlert>,
+    },
     /// The sender repeated an open alert; `count` is how many times it was received.
     AlertRepeated {
         alert_id: i64,
@@ -192,6 +206,37 @@ pub enum EventKind {
     },
 }
 
+/// One alert of an [`EventKind::AlertsFired`]. Fields are in alphabetical order
+/// (and labels a sorted map), so serde prints it in canonical, key-sorted form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FiredAlert {
+    pub alert_id: i64,
+    pub dedup_key: String,
+    pub integration: String,
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub refired: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    pub summary: String,
+}
+
+/// One alert of an [`EventKind::AlertsRepeated`]: `count` is how many times it was received.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RepeatedAlert {
+    pub alert_id: i64,
+    pub count: u64,
+    pub dedup_key: String,
+}
+
+/// One alert of an [`EventKind::AlertsResolved`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ResolvedAlert {
+    pub alert_id: i64,
+    pub dedup_key: String,
+}
+
 fn escalation_reason() -> String {
     "escalation".into()
 }
@@ -207,6 +252,9 @@ impl EventKind {
             EventKind::RoleAssigned { .. } => "role_assigned",
             EventKind::NoteAdded { .. } => "note_added",
             EventKind::AlertFired { .. } => "alert_fired",
+            EventKind::AlertsFired { .. } => "alerts_fired",
+            EventKind::AlertsRepeated { .. } => "alerts_repeated",
+            EventKind::AlertsResolved { .. } => "alerts_resolved",
             EventKind::AlertRepeated { .. } => "alert_repeated",
             EventKind::AlertResolved { .. } => "alert_resolved",
             EventKind::AlertFlapping { .. } => "alert_flapping",
@@ -263,6 +311,26 @@ pub fn chain_hash(prev_hash: &str, canonical: &str) -> String {
     hex::encode(h.finalize())
 }
 
+/// The kind as compact JSON with its keys sorted at every depth, as a `Value`
+/// prints it. Batched alert events (thousands of alerts in one) are printed
+/// straight from their structs, whose fields are declared in sorted order.
+fn canonical_kind(kind: &EventKind) -> String {
+    let list = |tag: &str, alerts: Result<String, serde_json::Error>| {
+        alerts.ok().map(|a| format!("{{\"alerts\":{a},\"type\":\"{tag}\"}}"))
+    };
+    let direct = match kind {
+        EventKind::AlertsFired { alerts } => list("alerts_fired", serde_json::to_string(alerts)),
+        EventKind::AlertsRepeated { alerts } => list("alerts_repeated", serde_json::to_string(alerts)),
+        EventKind::AlertsResolved { alerts } => list("alerts_resolved", serde_json::to_string(alerts)),
+        _ => None,
+    };
+    direct.unwrap_or_else(|| {
+        serde_json::to_value(kind)
+            .unwrap_or(serde_json::Value::Null)
+            .to_string()
+    })
+}
+
 impl TimelineEvent {
     /// Seal a new event onto the chain after `prev_hash`.
     pub fn seal(incident_id: &str, seq: u64, at: Timestamp, actor: &str, kind: EventKind, prev_hash: &str) -> Self {
@@ -279,9 +347,7 @@ impl TimelineEvent {
         kind: EventKind,
         prev_hash: &str,
     ) -> (Self, String) {
-        let kind_text = serde_json::to_value(&kind)
-            .unwrap_or(serde_json::Value::Null)
-            .to_string();
+        let kind_text = canonical_kind(&kind);
         let hash = chain_hash(
             prev_hash,
             &canonical_with_kind_text(incident_id, seq, at, actor, &kind_text),
@@ -508,6 +574,9 @@ pub fn apply_to(inc: &mut Incident, event: &TimelineEvent) {
         }
         EventKind::NoteAdded { .. }
         | EventKind::AlertFired { .. }
+        | EventKind::AlertsFired { .. }
+        | EventKind::AlertsRepeated { .. }
+        | EventKind::AlertsResolved { .. }
         | EventKind::AlertRepeated { .. }
         | EventKind::AlertResolved { .. }
         | EventKind::AlertFlapping { .. }
@@ -581,5 +650,52 @@ mod tests {
             event,
             TimelineEvent::seal("INC-1", 3, at, "integration:prom", kind, "prev")
         );
+    }
+
+    #[test]
+    fn batched_alert_events_print_as_their_value_does() {
+        let labels: std::collections::BTreeMap<String, String> = [
+            ("zone", "eu \"west\""),
+            ("Alertname", "Disk\\Full"),
+            ("a", "é ✓ \u{1} {a,b}"),
+            ("", "NULL"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let fired = |id: i64, severity: Option<&str>| FiredAlert {
+            alert_id: id,
+            dedup_key: format!("fp\\{id}"),
+            integration: "prom \"main\"".into(),
+            labels: labels.clone(),
+            refired: id % 2 == 0,
+            severity: severity.map(str::to_string),
+            summary: "Disk ✓ full\n".into(),
+        };
+        let kinds = [
+            EventKind::AlertsFired {
+                alerts: vec![fired(-1, Some("critical")), fired(2, None)],
+            },
+            EventKind::AlertsFired { alerts: vec![] },
+            EventKind::AlertsRepeated {
+                alerts: vec![RepeatedAlert {
+                    alert_id: 9,
+                    count: u64::MAX,
+                    dedup_key: "k".into(),
+                }],
+            },
+            EventKind::AlertsResolved {
+                alerts: vec![ResolvedAlert {
+                    alert_id: i64::MIN,
+                    dedup_key: "\u{7f}".into(),
+                }],
+            },
+        ];
+        for kind in kinds {
+            let value = serde_json::to_value(&kind).unwrap();
+            assert_eq!(canonical_kind(&kind), value.to_string(), "{kind:?}");
+            let back: EventKind = serde_json::from_str(&canonical_kind(&kind)).unwrap();
+            assert_eq!(back, kind);
+        }
     }
 }

@@ -108,6 +108,26 @@ pub fn incident(i: &Incident) {
     println!("{t}");
 }
 
+/// "1 alert", "3 alerts".
+fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// The first few items, then how many more.
+fn shortlist(items: impl ExactSizeIterator<Item = String>) -> String {
+    const SHOWN: usize = 5;
+    let more = items.len().saturating_sub(SHOWN);
+    let mut text = items.take(SHOWN).collect::<Vec<_>>().join(", ");
+    if more > 0 {
+        text.push_str(&format!(" and {more} more"));
+    }
+    text
+}
+
 pub fn describe(kind: &EventKind) -> String {
     match kind {
         EventKind::Declared { incident } => {
@@ -159,6 +179,40 @@ pub fn describe(kind: &EventKind) -> String {
             if *refired { "fired again" } else { "fired" },
             severity.as_ref().map(|s| format!(" ({s})")).unwrap_or_default()
         ),
+        EventKind::AlertsFired { alerts } => {
+            let list = alerts.iter().map(|a| {
+                format!(
+                    "#{} {}{}",
+                    a.alert_id,
+                    a.summary,
+                    a.severity.as_ref().map(|s| format!(" ({s})")).unwrap_or_default()
+                )
+            });
+            let from: Vec<&str> = alerts.iter().map(|a| a.integration.as_str()).collect();
+            let from = match from.first() {
+                Some(f) if from.iter().all(|x| x == f) => format!(" from {f}"),
+                _ => String::new(),
+            };
+            let again = alerts.iter().filter(|a| a.refired).count();
+            let again = if again > 0 {
+                format!(", {again} firing again")
+            } else {
+                String::new()
+            };
+            format!(
+                "{} fired{from}{again}: {}",
+                count(alerts.len(), "alert"),
+                shortlist(list)
+            )
+        }
+        EventKind::AlertsRepeated { alerts } => {
+            let list = alerts.iter().map(|a| format!("#{} ({} received)", a.alert_id, a.count));
+            format!("{} repeated: {}", count(alerts.len(), "alert"), shortlist(list))
+        }
+        EventKind::AlertsResolved { alerts } => {
+            let list = alerts.iter().map(|a| format!("#{}", a.alert_id));
+            format!("{} resolved: {}", count(alerts.len(), "alert"), shortlist(list))
+        }
         EventKind::AlertRepeated { alert_id, count, .. } => format!("alert #{alert_id} repeated ({count} received)"),
         EventKind::AlertResolved { alert_id, .. } => format!("alert #{alert_id} resolved"),
         EventKind::AlertFlapping { alert_id, flapping, .. } => {

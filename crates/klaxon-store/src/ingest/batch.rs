@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use klaxon_domain::alert::{AlertAction, AlertInput, AutoResolveAction, Route, Silence, matching_routes};
 use klaxon_domain::config::{Catalog, is_slug};
 use klaxon_domain::decide::{self, Command};
-use klaxon_domain::event::{self, GENESIS_HASH};
+use klaxon_domain::event::{self, FiredAlert, GENESIS_HASH, RepeatedAlert, ResolvedAlert};
 use klaxon_domain::incident::limits;
 use klaxon_domain::wire::{AlertOutcome, DeclareIncident, IntegrationInfo};
 use klaxon_domain::{EventKind, Incident, Status, TimelineEvent};
@@ -58,6 +58,71 @@ pub(super) struct IncState {
     /// Each event's kind as printed when it was sealed: the stored payload.
     pub(super) payloads: Vec<String>,
     pub(super) is_new: bool,
+    /// The current request's alert changes to this incident, not sealed yet.
+    pub(super) pending: Option<PendingAlerts>,
+}
+
+/// Alert changes one request makes to one incident: sealed as a single
+/// batched event (`alerts_fired`, ...) when the request ends, or before any
+/// other event of that incident so the timeline keeps its order.
+#[derive(Debug, Clone)]
+pub(super) struct PendingAlerts {
+    at: Timestamp,
+    who: String,
+    list: AlertChanges,
+}
+
+/// Alerts of one kind of change.
+#[derive(Debug, Clone)]
+pub(super) enum AlertChanges {
+    Fired(Vec<FiredAlert>),
+    Repeated(Vec<RepeatedAlert>),
+    Resolved(Vec<ResolvedAlert>),
+}
+
+impl AlertChanges {
+    fn same_kind(&self, other: &AlertChanges) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+    }
+
+    /// Append `other`'s alerts (of the same kind).
+    fn extend(&mut self, other: AlertChanges) {
+        match (self, other) {
+            (AlertChanges::Fired(a), AlertChanges::Fired(b)) => a.extend(b),
+            (AlertChanges::Repeated(a), AlertChanges::Repeated(b)) => a.extend(b),
+            (AlertChanges::Resolved(a), AlertChanges::Resolved(b)) => a.extend(b),
+            _ => {}
+        }
+    }
+
+    fn into_kind(self) -> EventKind {
+        match self {
+            AlertChanges::Fired(alerts) => EventKind::AlertsFired { alerts },
+            AlertChanges::Repeated(alerts) => EventKind::AlertsRepeated { alerts },
+            AlertChanges::Resolved(alerts) => EventKind::AlertsResolved { alerts },
+        }
+    }
+}
+
+impl IncState {
+    /// Seal events onto the incident's chain and projection.
+    fn seal(&mut self, kinds: Vec<EventKind>, who: &str, at: Timestamp) {
+        for kind in kinds {
+            let (ev, payload) =
+                TimelineEvent::seal_with_payload(&self.inc.id, self.inc.version + 1, at, who, kind, &self.head);
+            event::apply_to(&mut self.inc, &ev);
+            self.head = ev.hash.clone();
+            self.events.push(ev);
+            self.payloads.push(payload);
+        }
+    }
+
+    /// Seal the pending alert changes, if any, as one event.
+    pub(super) fn seal_pending(&mut self) {
+        if let Some(p) = self.pending.take() {
+            self.seal(vec![p.list.into_kind()], &p.who, p.at);
+        }
+    }
 }
 
 pub(super) type AlertKey = (String, String);
@@ -178,6 +243,15 @@ impl<'s> Batch<'s> {
         self.touched_counters.clear();
     }
 
+    /// A request was decided in full: seal its alert changes, one event per incident.
+    pub(super) fn end_request(&mut self) {
+        for pk in &self.touched_incidents {
+            if let Some(st) = self.incidents.get_mut(pk) {
+                st.seal_pending();
+            }
+        }
+    }
+
     pub(super) fn rollback_request(&mut self) {
         while let Some(u) = self.undo.pop() {
             match u {
@@ -217,6 +291,7 @@ impl<'s> Batch<'s> {
                         st.inc = *inc;
                         st.events.truncate(len);
                         st.payloads.truncate(len);
+                        st.pending = None;
                     }
                     (Some(_), None) => {}
                     (None, _) => {
@@ -449,6 +524,7 @@ impl<'s> Batch<'s> {
                         events: vec![],
                         payloads: vec![],
                         is_new: false,
+                        pending: None,
                     },
                 );
             }
@@ -561,13 +637,35 @@ impl<'s> Batch<'s> {
             .incidents
             .get_mut(&incident_pk)
             .ok_or_else(|| StoreError::NotFound(format!("#{incident_pk}")))?;
-        for kind in kinds {
-            let (ev, payload) =
-                TimelineEvent::seal_with_payload(&st.inc.id, st.inc.version + 1, now, who, kind, &st.head);
-            event::apply_to(&mut st.inc, &ev);
-            st.head = ev.hash.clone();
-            st.events.push(ev);
-            st.payloads.push(payload);
+        st.seal_pending();
+        st.seal(kinds, who, now);
+        Ok(st.inc.id.clone())
+    }
+
+    /// Note an alert change to a (loaded) incident; the request's changes of one
+    /// kind become one event when it ends ([`Batch::end_request`]).
+    fn note_alerts(
+        &mut self,
+        incident_pk: i64,
+        change: AlertChanges,
+        who: &str,
+        now: Timestamp,
+    ) -> Result<String, StoreError> {
+        self.touch_incident(incident_pk);
+        let st = self
+            .incidents
+            .get_mut(&incident_pk)
+            .ok_or_else(|| StoreError::NotFound(format!("#{incident_pk}")))?;
+        match st.pending.as_mut() {
+            Some(p) if p.at == now && p.who == who && p.list.same_kind(&change) => p.list.extend(change),
+            _ => {
+                st.seal_pending();
+                st.pending = Some(PendingAlerts {
+                    at: now,
+                    who: who.to_string(),
+                    list: change,
+                });
+            }
         }
         Ok(st.inc.id.clone())
     }
@@ -615,6 +713,7 @@ impl<'s> Batch<'s> {
                 events: vec![ev],
                 payloads: vec![payload],
                 is_new: true,
+                pending: None,
             },
         );
         Ok(pk)
@@ -705,7 +804,7 @@ impl<'s> Batch<'s> {
             if self.link(alert_pk, incident_pk, &route.name) {
                 self.add_delta(incident_pk, 1);
             }
-            let fired = EventKind::AlertFired {
+            let fired = FiredAlert {
                 alert_id: alert_pk,
                 integration: integ.name.clone(),
                 dedup_key: a.dedup_key.clone(),
@@ -714,7 +813,7 @@ impl<'s> Batch<'s> {
                 labels: a.labels.clone(),
                 refired,
             };
-            ids.push(self.append(incident_pk, vec![fired], &who, now)?);
+            ids.push(self.note_alerts(incident_pk, AlertChanges::Fired(vec![fired]), &who, now)?);
         }
         Ok(ids)
     }
@@ -821,13 +920,14 @@ impl<'s> Batch<'s> {
                         return Ok(outcome(a, Some(pk), "flapping", vec![]));
                     }
                     let mut ids = Vec::new();
+                    let who = actor(integ);
                     for (ipk, _) in self.linked(pk) {
-                        let ev = EventKind::AlertRepeated {
+                        let repeat = RepeatedAlert {
                             alert_id: pk,
                             dedup_key: a.dedup_key.clone(),
                             count,
                         };
-                        ids.push(self.append(ipk, vec![ev], &actor(integ), now)?);
+                        ids.push(self.note_alerts(ipk, AlertChanges::Repeated(vec![repeat]), &who, now)?);
                     }
                     Ok(outcome(a, Some(pk), "repeated", ids))
                 }
@@ -933,10 +1033,12 @@ impl<'s> Batch<'s> {
                 let mut ids = Vec::new();
                 for (ipk, route_name) in self.linked(pk) {
                     self.load_incidents(tx, &[ipk]).await?;
-                    let mut kinds = vec![EventKind::AlertResolved {
+                    let resolved = ResolvedAlert {
                         alert_id: pk,
                         dedup_key: a.dedup_key.clone(),
-                    }];
+                    };
+                    let id = self.note_alerts(ipk, AlertChanges::Resolved(vec![resolved]), &who, now)?;
+                    let mut kinds = Vec::new();
                     let firing = self.firing_count(tx, ipk).await?;
                     let status = self.incidents.get(&ipk).map(|s| s.inc.status).unwrap_or(Status::Closed);
                     if firing <= 0 && status.is_open() {
@@ -967,7 +1069,10 @@ impl<'s> Batch<'s> {
                             }),
                         }
                     }
-                    ids.push(self.append(ipk, kinds, &who, now)?);
+                    if !kinds.is_empty() {
+                        self.append(ipk, kinds, &who, now)?;
+                    }
+                    ids.push(id);
                 }
                 Ok(outcome(a, Some(pk), "resolved", ids))
             }

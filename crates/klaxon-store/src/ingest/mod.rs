@@ -648,7 +648,10 @@ impl Store {
                     batch.rollback_request();
                     results.push(Err(e));
                 }
-                None => results.push(Ok(out)),
+                None => {
+                    batch.end_request();
+                    results.push(Ok(out));
+                }
             }
         }
         if let Some(r) = carry.as_mut() {

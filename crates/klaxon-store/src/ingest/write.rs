@@ -171,6 +171,11 @@ impl Batch<'_> {
         let mut incidents: Vec<(i64, IncState)> = self
             .incidents
             .into_iter()
+            .map(|(pk, mut st)| {
+                // Every request ends sealed; this only guards the invariant.
+                st.seal_pending();
+                (pk, st)
+            })
             .filter(|(_, s)| !s.events.is_empty())
             .collect();
         incidents.sort_by_key(|(pk, _)| *pk);

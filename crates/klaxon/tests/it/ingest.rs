@@ -7,7 +7,8 @@ use klaxon_domain::wire::{CreateIntegration, CreateSilence, IncidentQuery, Integ
 use serde_json::{Value, json};
 
 use crate::both;
-use crate::support::{ADMIN, TestApp, count_kind, kinds};
+use crate::support::{ADMIN, TestApp, alert_changes, kinds};
+use std::collections::HashSet;
 
 async fn integration(app: &TestApp, name: &str, format: IntegrationFormat) -> String {
     app.client
@@ -41,6 +42,60 @@ async fn post(app: &TestApp, path: &str, body: Vec<u8>) -> (u16, Value) {
 async fn incidents(app: &TestApp) -> Vec<klaxon_domain::Incident> {
     app.client.list(&IncidentQuery::default()).await.unwrap().items
 }
+
+// A request's alert changes to an incident are one timeline event, listing every alert:
+// a 25-alert group firing, repeating and resolving makes three events, not seventy-five.
+both!(one_request_is_one_timeline_event_per_incident, |app| {
+    let key = integration(&app, "prometheus", IntegrationFormat::Alertmanager).await;
+    let path = format!("/ingest/alertmanager/{key}");
+    let gk = "{}:{alertname=\"NodeDown\"}";
+    let group = |status: &str| {
+        let alerts = (0..25)
+            .map(|i| {
+                am_alert(
+                    &format!("fp-{i}"),
+                    status,
+                    json!({"alertname": "NodeDown", "instance": format!("n{i}")}),
+                )
+            })
+            .collect();
+        am_payload(gk, alerts)
+    };
+    for status in ["firing", "firing", "resolved"] {
+        let (code, body) = post(&app, &path, group(status)).await;
+        assert_eq!(code, 200, "{body}");
+    }
+    let list = incidents(&app).await;
+    assert_eq!(list.len(), 1);
+    let id = &list[0].id;
+    assert_eq!(
+        kinds(&app, id).await,
+        [
+            "declared",
+            "alerts_fired",
+            "alerts_repeated",
+            "alerts_resolved",
+            "status_changed"
+        ]
+    );
+    let timeline = app.client.timeline(id).await.unwrap().events;
+    let klaxon_domain::EventKind::AlertsFired { alerts } = &timeline[1].kind else {
+        panic!("{:?}", timeline[1].kind)
+    };
+    let keys: Vec<&str> = alerts.iter().map(|a| a.dedup_key.as_str()).collect();
+    let want: Vec<String> = (0..25).map(|i| format!("fp-{i}")).collect();
+    assert_eq!(keys, want, "every alert, in the order sent");
+    assert_eq!(alerts[3].labels["instance"], "n3");
+    assert_eq!(alerts[3].summary, "summary of fp-3");
+    assert!(!alerts[3].refired);
+    let klaxon_domain::EventKind::AlertsRepeated { alerts } = &timeline[2].kind else {
+        panic!("{:?}", timeline[2].kind)
+    };
+    assert!(alerts.iter().all(|a| a.count == 2), "{alerts:?}");
+    assert_eq!(alert_changes(&app, id, "resolved").await.len(), 25);
+    assert_eq!(app.client.incident(id).await.unwrap().status, Status::Resolved);
+    assert!(app.client.verify(id).await.unwrap().ok, "the batched events verify");
+});
 
 both!(alertmanager_groups_dedups_and_auto_resolves, |app| {
     let key = integration(&app, "prometheus", IntegrationFormat::Alertmanager).await;
@@ -113,9 +168,12 @@ both!(alertmanager_groups_dedups_and_auto_resolves, |app| {
     let resolved = app.client.incident(&inc.id).await.unwrap();
     assert_eq!(resolved.status, Status::Resolved);
     let k = kinds(&app, &inc.id).await;
-    assert_eq!(k.iter().filter(|k| *k == "alert_fired").count(), 2);
-    assert_eq!(k.iter().filter(|k| *k == "alert_repeated").count(), 3);
-    assert_eq!(k.iter().filter(|k| *k == "alert_resolved").count(), 2);
+    // One event per request and incident: both alerts fired in one, each repeat and resolution in its own.
+    assert_eq!(k.iter().filter(|k| *k == "alerts_fired").count(), 1, "{k:?}");
+    assert_eq!(alert_changes(&app, &inc.id, "fired").await.len(), 2);
+    assert_eq!(alert_changes(&app, &inc.id, "repeated").await.len(), 3);
+    assert_eq!(alert_changes(&app, &inc.id, "resolved").await.len(), 2);
+    assert_eq!(k.iter().filter(|k| *k == "alerts_resolved").count(), 2);
     assert_eq!(k.last().unwrap(), "status_changed");
     assert!(app.client.verify(&inc.id).await.unwrap().ok);
 
@@ -659,7 +717,13 @@ both!(concurrent_senders_share_commits_and_lose_nothing, |app| {
     assert_eq!(list.len(), 1, "one group, one incident");
     let alerts = app.client.alerts(&[("limit", "500".into())]).await.unwrap();
     assert_eq!(alerts["items"].as_array().unwrap().len(), 40);
-    assert_eq!(count_kind(&app, &list[0].id, "alert_fired").await, 40);
+    let fired = alert_changes(&app, &list[0].id, "fired").await;
+    assert_eq!(fired.len(), 40);
+    assert_eq!(
+        fired.iter().map(|f| f.0).collect::<HashSet<_>>().len(),
+        40,
+        "each alert once"
+    );
     assert!(app.client.verify(&list[0].id).await.unwrap().ok);
 });
 
@@ -697,7 +761,7 @@ both!(api_commands_between_alert_batches_are_kept, |app| {
     let inc = app.client.incident(&x).await.unwrap();
     assert_eq!(inc.status, Status::Acknowledged, "the repeat did not undo the ack");
     let k = kinds(&app, &x).await;
-    assert_eq!(k.iter().filter(|k| *k == "alert_repeated").count(), 1);
+    assert_eq!(alert_changes(&app, &x, "repeated").await.len(), 1, "{k:?}");
     assert!(app.client.verify(&x).await.unwrap().ok);
 
     // Resolved by hand, then an alert resolves: no second resolution, chain intact.
@@ -867,7 +931,7 @@ both!(a_stopped_servers_journal_is_applied_once_by_the_next, |app| {
     }
     let list = incidents(&app).await;
     assert_eq!(list.len(), 1, "grouped as they would have been");
-    assert_eq!(count_kind(&app, &list[0].id, "alert_fired").await, 2);
+    assert_eq!(alert_changes(&app, &list[0].id, "fired").await.len(), 2);
     // Applied once: a third start finds nothing to apply, and the rows are gone.
     let again = klaxon_store::Ingestor::start(
         app.store.clone(),
@@ -877,7 +941,7 @@ both!(a_stopped_servers_journal_is_applied_once_by_the_next, |app| {
     // Its first sweep runs before it takes any request: once this one is applied, the sweep is done.
     let integ_info = app.store.integration(&integ.id).await.unwrap().unwrap();
     again.submit(integ_info, vec![], app.clock_now()).await.unwrap();
-    assert_eq!(count_kind(&app, &list[0].id, "alert_fired").await, 2);
+    assert_eq!(alert_changes(&app, &list[0].id, "fired").await.len(), 2);
     assert_eq!(
         app.client.alerts(&[]).await.unwrap()["items"].as_array().unwrap().len(),
         2
@@ -978,7 +1042,7 @@ both!(awkward_label_text_round_trips_byte_for_byte, |app| {
     let incs = incidents(&app).await;
     assert_eq!(incs.len(), 1);
     assert_eq!(incs[0].title, format!("{}|0", awkward[0]));
-    assert_eq!(count_kind(&app, &incs[0].id, "alert_fired").await, awkward.len());
+    assert_eq!(alert_changes(&app, &incs[0].id, "fired").await.len(), awkward.len());
     assert!(
         app.client.verify(&incs[0].id).await.unwrap().ok,
         "stored payloads verify"

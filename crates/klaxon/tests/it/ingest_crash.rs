@@ -113,12 +113,21 @@ async fn body(backend: &'static str) {
         accepted.len()
     );
     assert_eq!(stored.len(), stored_set.len(), "no alert stored twice");
-    // Applied once: one alert_fired event per stored alert.
-    let fired: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM incident_events WHERE type = 'alert_fired'")
-        .fetch_one(&pool)
+    // Applied once: each stored alert is in exactly one alerts_fired event.
+    let payloads: Vec<String> = sqlx::query_scalar("SELECT payload FROM incident_events WHERE type = 'alerts_fired'")
+        .fetch_all(&pool)
         .await
         .unwrap();
-    assert_eq!(fired as usize, stored.len());
+    let mut fired = Vec::new();
+    for p in &payloads {
+        let v: serde_json::Value = serde_json::from_str(p).unwrap();
+        for a in v["alerts"].as_array().unwrap() {
+            fired.push(a["dedup_key"].as_str().unwrap().to_string());
+        }
+    }
+    let fired_set: HashSet<String> = fired.iter().cloned().collect();
+    assert_eq!(fired.len(), fired_set.len(), "no alert fired twice");
+    assert_eq!(fired_set, stored_set, "every stored alert fired once");
     let c2 = Client::new(&second.url, Some(TOKEN.into())).unwrap();
     let list = c2.list(&Default::default()).await.unwrap().items;
     assert_eq!(list.len(), 1, "one group, one incident");

@@ -418,8 +418,21 @@ impl TestApp {
 
 /// The event types of an incident's timeline, oldest first.
 /// How many events of `kind` the incident's timeline holds.
-pub async fn count_kind(app: &TestApp, id: &str, kind: &str) -> usize {
-    kinds(app, id).await.iter().filter(|k| *k == kind).count()
+/// The alerts of an incident's batched alert events of one kind (`fired`,
+/// `repeated`, `resolved`), in timeline order, with the event each is in.
+pub async fn alert_changes(app: &TestApp, id: &str, change: &str) -> Vec<(i64, u64)> {
+    use klaxon_domain::EventKind;
+    let mut out = Vec::new();
+    for e in app.client.timeline(id).await.unwrap().events {
+        let ids: Vec<i64> = match (&e.kind, change) {
+            (EventKind::AlertsFired { alerts }, "fired") => alerts.iter().map(|a| a.alert_id).collect(),
+            (EventKind::AlertsRepeated { alerts }, "repeated") => alerts.iter().map(|a| a.alert_id).collect(),
+            (EventKind::AlertsResolved { alerts }, "resolved") => alerts.iter().map(|a| a.alert_id).collect(),
+            _ => continue,
+        };
+        out.extend(ids.into_iter().map(|a| (a, e.seq)));
+    }
+    out
 }
 
 pub async fn kinds(app: &TestApp, id: &str) -> Vec<String> {
