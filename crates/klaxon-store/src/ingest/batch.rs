@@ -13,6 +13,7 @@ use klaxon_domain::wire::{AlertOutcome, DeclareIncident, IntegrationInfo};
 use klaxon_domain::{EventKind, Incident, Status, TimelineEvent};
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
+use super::write::padded_chunks;
 use super::{IngestSettings, Job};
 use crate::incidents::{parse_body, to_json};
 use crate::{Backend, StoreError};
@@ -380,7 +381,7 @@ impl<'s> Batch<'s> {
         };
         for (integ, keys) in by_integ {
             let keys: Vec<&str> = keys.into_iter().collect();
-            for chunk in keys.chunks(500) {
+            for chunk in padded_chunks(&keys) {
                 const COLS: &str = "pk, dedup_key, status, acknowledged, suppressed_by, flapping, changes, summary, severity, source, \
                                     labels, annotations, links, details, starts_at, ends_at, last_seen_at, receive_count, created_at";
                 let sql = match self.backend {
@@ -404,7 +405,7 @@ impl<'s> Batch<'s> {
                     }
                 };
                 let mut q = sqlx::query(AssertSqlSafe(sql)).bind(integ.to_string());
-                for k in chunk {
+                for k in &chunk {
                     q = q.bind(k.to_string());
                 }
                 for r in q.fetch_all(&mut **tx).await? {
@@ -440,14 +441,14 @@ impl<'s> Batch<'s> {
         // Their incident links.
         let pks: Vec<i64> = self.alerts.values().map(|a| a.pk).collect();
         // (Chunks of an empty list run no query.)
-        for chunk in pks.chunks(500) {
+        for chunk in padded_chunks(&pks) {
             let ph: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 1)).collect();
             let sql = format!(
                 "SELECT alert_pk, incident_pk, route FROM incident_alerts WHERE alert_pk IN ({}) ORDER BY incident_pk",
                 ph.join(", ")
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for pk in chunk {
+            for pk in &chunk {
                 q = q.bind(*pk);
             }
             for r in q.fetch_all(&mut **tx).await? {
@@ -467,14 +468,14 @@ impl<'s> Batch<'s> {
             }
         }
         let gks: Vec<String> = gks.into_iter().collect();
-        for chunk in gks.chunks(500) {
+        for chunk in padded_chunks(&gks) {
             let ph: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 1)).collect();
             let sql = format!(
                 "SELECT group_key, incident_pk FROM alert_groups WHERE group_key IN ({})",
                 ph.join(", ")
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for g in chunk {
+            for g in &chunk {
                 q = q.bind(g.clone());
             }
             for r in q.fetch_all(&mut **tx).await? {
@@ -504,14 +505,14 @@ impl<'s> Batch<'s> {
             .copied()
             .filter(|p| !self.incidents.contains_key(p))
             .collect();
-        for chunk in missing.chunks(500) {
+        for chunk in padded_chunks(&missing) {
             let ph: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 1)).collect();
             let sql = format!(
                 "SELECT pk, head_hash, body FROM incidents WHERE pk IN ({}){lock}",
                 ph.join(", ")
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for pk in chunk {
+            for pk in &chunk {
                 q = q.bind(*pk);
             }
             for r in q.fetch_all(&mut **tx).await? {
