@@ -152,8 +152,20 @@ async fn load(target: Target, spec: LoadSpec) -> anyhow::Result<Result> {
                     }
                     Ok(r) => {
                         errors += 1;
+                        // A refusal that says when to come back (full backlog, rate limit) is
+                        // honoured, as a real sender's retry would be: hammering with bodies
+                        // that are refused only takes CPU from the work being measured.
+                        let pause = r
+                            .headers()
+                            .get(reqwest::header::RETRY_AFTER)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                            .map(Duration::from_secs);
                         if !told.swap(true, Ordering::Relaxed) {
                             eprintln!("{}: {}", r.status(), r.text().await.unwrap_or_default());
+                        }
+                        if let Some(pause) = pause {
+                            tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
                         }
                     }
                     Err(e) => {
