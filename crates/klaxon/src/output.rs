@@ -340,3 +340,38 @@ pub fn tokens(items: &[TokenInfo]) {
     }
     println!("{t}");
 }
+
+#[cfg(test)]
+mod tests {
+    use klaxon_domain::event::{FiredAlert, ResolvedAlert};
+
+    use super::*;
+
+    #[test]
+    fn batched_alert_events_read_as_one_line() {
+        let fired = |id: i64, refired: bool| FiredAlert {
+            alert_id: id,
+            dedup_key: format!("fp-{id}"),
+            integration: "prom".into(),
+            labels: Default::default(),
+            refired,
+            severity: (id == 1).then(|| "critical".to_string()),
+            summary: format!("disk {id} full"),
+        };
+        let seven = EventKind::AlertsFired {
+            alerts: (1..=7).map(|i| fired(i, i == 7)).collect(),
+        };
+        assert_eq!(
+            describe(&seven),
+            "7 alerts fired from prom, 1 firing again: #1 disk 1 full (critical), #2 disk 2 full, \
+             #3 disk 3 full, #4 disk 4 full, #5 disk 5 full and 2 more"
+        );
+        let one = EventKind::AlertsResolved {
+            alerts: vec![ResolvedAlert {
+                alert_id: 9,
+                dedup_key: "fp-9".into(),
+            }],
+        };
+        assert_eq!(describe(&one), "1 alert resolved: #9");
+    }
+}
