@@ -63,9 +63,10 @@ pub(super) struct IncState {
     pub(super) pending: Option<PendingAlerts>,
 }
 
-/// Alert changes one request makes to one incident: sealed as a single
-/// batched event (`alerts_fired`, ...) when the request ends, or before any
-/// other event of that incident so the timeline keeps its order.
+/// Alert changes of one kind applied together to one incident (by one request or
+/// several of a batch): sealed as a single event (`alerts_fired`, ...) when the
+/// batch is written, or before any other event of that incident so the timeline
+/// keeps its order. `at` is when the first of them was received.
 #[derive(Debug, Clone)]
 pub(super) struct PendingAlerts {
     at: Timestamp,
@@ -82,6 +83,31 @@ pub(super) enum AlertChanges {
 }
 
 impl AlertChanges {
+    fn len(&self) -> usize {
+        match self {
+            AlertChanges::Fired(a) => a.len(),
+            AlertChanges::Repeated(a) => a.len(),
+            AlertChanges::Resolved(a) => a.len(),
+        }
+    }
+
+    fn truncate(&mut self, n: usize) {
+        match self {
+            AlertChanges::Fired(a) => a.truncate(n),
+            AlertChanges::Repeated(a) => a.truncate(n),
+            AlertChanges::Resolved(a) => a.truncate(n),
+        }
+    }
+
+    /// The alerts from `n` on, taken out.
+    fn split_off(&mut self, n: usize) -> AlertChanges {
+        match self {
+            AlertChanges::Fired(a) => AlertChanges::Fired(a.split_off(n.min(a.len()))),
+            AlertChanges::Repeated(a) => AlertChanges::Repeated(a.split_off(n.min(a.len()))),
+            AlertChanges::Resolved(a) => AlertChanges::Resolved(a.split_off(n.min(a.len()))),
+        }
+    }
+
     fn same_kind(&self, other: &AlertChanges) -> bool {
         std::mem::discriminant(self) == std::mem::discriminant(other)
     }
@@ -134,8 +160,9 @@ pub(super) enum Undo {
     Links(i64, Option<Vec<(i64, String)>>),
     NewLinks(usize),
     Group(String, Option<Option<i64>>, bool),
-    /// head, projection and number of pending events before the request touched it.
-    Incident(i64, Option<(String, Box<Incident>, usize)>),
+    /// head, projection, number of events and of pending alert changes before
+    /// the request touched it.
+    Incident(i64, Option<(String, Box<Incident>, usize, usize)>),
     Delta(i64, Option<i64>),
     Counter(String, Option<(i64, bool)>),
 }
@@ -244,15 +271,6 @@ impl<'s> Batch<'s> {
         self.touched_counters.clear();
     }
 
-    /// A request was decided in full: seal its alert changes, one event per incident.
-    pub(super) fn end_request(&mut self) {
-        for pk in &self.touched_incidents {
-            if let Some(st) = self.incidents.get_mut(pk) {
-                st.seal_pending();
-            }
-        }
-    }
-
     pub(super) fn rollback_request(&mut self) {
         while let Some(u) = self.undo.pop() {
             match u {
@@ -287,12 +305,15 @@ impl<'s> Batch<'s> {
                     }
                 }
                 Undo::Incident(pk, prev) => match (prev, self.incidents.get_mut(&pk)) {
-                    (Some((head, inc, len)), Some(st)) => {
+                    (Some((head, inc, len, pending)), Some(st)) => {
                         st.head = head;
                         st.inc = *inc;
                         st.events.truncate(len);
                         st.payloads.truncate(len);
-                        st.pending = None;
+                        match st.pending.as_mut() {
+                            Some(p) if pending > 0 => p.list.truncate(pending),
+                            _ => st.pending = None,
+                        }
                     }
                     (Some(_), None) => {}
                     (None, _) => {
@@ -335,12 +356,38 @@ impl<'s> Batch<'s> {
 
     fn touch_incident(&mut self, pk: i64) {
         if self.touched_incidents.insert(pk) {
-            let prev = self
-                .incidents
-                .get(&pk)
-                .map(|st| (st.head.clone(), Box::new(st.inc.clone()), st.events.len()));
+            let prev = self.incidents.get(&pk).map(|st| {
+                let pending = st.pending.as_ref().map_or(0, |p| p.list.len());
+                (st.head.clone(), Box::new(st.inc.clone()), st.events.len(), pending)
+            });
             self.undo.push(Undo::Incident(pk, prev));
         }
+    }
+
+    /// Seal an incident's pending alert changes during a request (before an event
+    /// of another kind). Changes noted by earlier requests of the batch become an
+    /// event of their own first, and the request's undo snapshot moves past it, so
+    /// that undoing the request keeps them.
+    fn seal_pending_of(&mut self, pk: i64) {
+        let Some(st) = self.incidents.get_mut(&pk) else {
+            return;
+        };
+        let snapshot = self.undo.iter_mut().rev().find_map(|u| match u {
+            Undo::Incident(p, Some(snap)) if *p == pk => Some(snap),
+            _ => None,
+        });
+        if let (Some(snap), Some(p)) = (snapshot, st.pending.as_mut())
+            && snap.3 > 0
+        {
+            let rest = p.list.split_off(snap.3);
+            let (at, who) = (p.at, p.who.clone());
+            st.seal_pending();
+            *snap = (st.head.clone(), Box::new(st.inc.clone()), st.events.len(), 0);
+            if rest.len() > 0 {
+                st.pending = Some(PendingAlerts { at, who, list: rest });
+            }
+        }
+        st.seal_pending();
     }
 
     fn touch_group(&mut self, gk: &str) {
@@ -634,17 +681,18 @@ impl<'s> Batch<'s> {
         now: Timestamp,
     ) -> Result<String, StoreError> {
         self.touch_incident(incident_pk);
+        self.seal_pending_of(incident_pk);
         let st = self
             .incidents
             .get_mut(&incident_pk)
             .ok_or_else(|| StoreError::NotFound(format!("#{incident_pk}")))?;
-        st.seal_pending();
         st.seal(kinds, who, now);
         Ok(st.inc.id.clone())
     }
 
-    /// Note an alert change to a (loaded) incident; the request's changes of one
-    /// kind become one event when it ends ([`Batch::end_request`]).
+    /// Note an alert change to a (loaded) incident. Consecutive changes of one kind
+    /// from one integration, in this request and the next ones of the batch, become
+    /// one event when the batch is written (or before another event of the incident).
     fn note_alerts(
         &mut self,
         incident_pk: i64,
@@ -653,19 +701,26 @@ impl<'s> Batch<'s> {
         now: Timestamp,
     ) -> Result<String, StoreError> {
         self.touch_incident(incident_pk);
+        let joins = self
+            .incidents
+            .get(&incident_pk)
+            .and_then(|st| st.pending.as_ref())
+            .is_some_and(|p| p.who == who && p.list.same_kind(&change));
+        if !joins {
+            self.seal_pending_of(incident_pk);
+        }
         let st = self
             .incidents
             .get_mut(&incident_pk)
             .ok_or_else(|| StoreError::NotFound(format!("#{incident_pk}")))?;
         match st.pending.as_mut() {
-            Some(p) if p.at == now && p.who == who && p.list.same_kind(&change) => p.list.extend(change),
-            _ => {
-                st.seal_pending();
+            Some(p) => p.list.extend(change),
+            None => {
                 st.pending = Some(PendingAlerts {
                     at: now,
                     who: who.to_string(),
                     list: change,
-                });
+                })
             }
         }
         Ok(st.inc.id.clone())

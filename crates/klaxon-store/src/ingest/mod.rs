@@ -648,10 +648,7 @@ impl Store {
                     batch.rollback_request();
                     results.push(Err(e));
                 }
-                None => {
-                    batch.end_request();
-                    results.push(Ok(out));
-                }
+                None => results.push(Ok(out)),
             }
         }
         if let Some(r) = carry.as_mut() {

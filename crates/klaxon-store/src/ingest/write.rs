@@ -202,7 +202,7 @@ impl Batch<'_> {
             .incidents
             .into_iter()
             .map(|(pk, mut st)| {
-                // Every request ends sealed; this only guards the invariant.
+                // Alert changes still pending become their events now.
                 st.seal_pending();
                 (pk, st)
             })
