@@ -59,7 +59,7 @@ pub(super) struct IncState {
     /// Each event's kind as printed when it was sealed: the stored payload.
     pub(super) payloads: Vec<String>,
     pub(super) is_new: bool,
-    /// The current request's alert changes to this incident, not sealed yet.
+    /// Alert changes to this incident not sealed yet (see [`PendingAlerts`]).
     pub(super) pending: Option<PendingAlerts>,
 }
 
