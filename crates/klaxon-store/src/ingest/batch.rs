@@ -82,30 +82,37 @@ pub(super) enum AlertChanges {
     Resolved(Vec<ResolvedAlert>),
 }
 
+/// The same expression on the list of whichever kind `$v` is; `wrap` puts the
+/// result back in that kind.
+macro_rules! on_list {
+    ($v:expr, $a:ident => $e:expr) => {
+        match $v {
+            AlertChanges::Fired($a) => $e,
+            AlertChanges::Repeated($a) => $e,
+            AlertChanges::Resolved($a) => $e,
+        }
+    };
+    (wrap $v:expr, $a:ident => $e:expr) => {
+        match $v {
+            AlertChanges::Fired($a) => AlertChanges::Fired($e),
+            AlertChanges::Repeated($a) => AlertChanges::Repeated($e),
+            AlertChanges::Resolved($a) => AlertChanges::Resolved($e),
+        }
+    };
+}
+
 impl AlertChanges {
     fn len(&self) -> usize {
-        match self {
-            AlertChanges::Fired(a) => a.len(),
-            AlertChanges::Repeated(a) => a.len(),
-            AlertChanges::Resolved(a) => a.len(),
-        }
+        on_list!(self, a => a.len())
     }
 
     fn truncate(&mut self, n: usize) {
-        match self {
-            AlertChanges::Fired(a) => a.truncate(n),
-            AlertChanges::Repeated(a) => a.truncate(n),
-            AlertChanges::Resolved(a) => a.truncate(n),
-        }
+        on_list!(self, a => a.truncate(n))
     }
 
     /// The alerts from `n` on, taken out.
     fn split_off(&mut self, n: usize) -> AlertChanges {
-        match self {
-            AlertChanges::Fired(a) => AlertChanges::Fired(a.split_off(n.min(a.len()))),
-            AlertChanges::Repeated(a) => AlertChanges::Repeated(a.split_off(n.min(a.len()))),
-            AlertChanges::Resolved(a) => AlertChanges::Resolved(a.split_off(n.min(a.len()))),
-        }
+        on_list!(wrap self, a => a.split_off(n.min(a.len())))
     }
 
     fn same_kind(&self, other: &AlertChanges) -> bool {
