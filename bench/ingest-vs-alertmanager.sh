@@ -1,6 +1,7 @@
 #!/bin/bash
 # Klaxon's durable ingest against Alertmanager's in-memory POST /api/v2/alerts, with the
-# same load generator: SQLite and PostgreSQL, batch 1 and 100, 32 connections, 20 s each.
+# same load generator: SQLite and PostgreSQL, batch 1 and 100, 32 connections, 20 s each,
+# alternating Klaxon and Alertmanager for ROUNDS rounds (default 3) and printing the medians.
 # Needs: cargo build --release; prometheus-alertmanager; PostgreSQL on 127.0.0.1 (trust).
 set -u
 cd "$(dirname "$0")/.."
@@ -16,7 +17,7 @@ for db in sqlite postgres; do
     KLAXON_ADMIN_TOKEN=$TOKEN KLAXON_LOG=warn $BIN serve --listen 127.0.0.1:18080 --database-url $URL --config /tmp/kx-bench.yaml > /tmp/serve-$db.log 2>&1 &
     PID=$!; sleep 2
     echo "== $db batch $batch"
-    $BIN bench ingest --url http://127.0.0.1:18080 --token $TOKEN --format alertmanager --batch $batch --connections 32 --duration 20s --compare-alertmanager 2>&1 | grep -E "^klaxon|^alertmanager|ratio|^[0-9]{3} |[Ee]rror"
+    $BIN bench ingest --url http://127.0.0.1:18080 --token $TOKEN --format alertmanager --batch $batch --connections 32 --duration ${DURATION:-20s} --compare-alertmanager --rounds ${ROUNDS:-3} 2>&1 | grep -E "^klaxon|^alertmanager|ratio|^median|^[0-9]{3} |[Ee]rror"
     kill $PID; wait $PID 2>/dev/null
   done
 done

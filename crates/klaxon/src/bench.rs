@@ -17,7 +17,7 @@ use klaxon_store::{IngestSettings, Store, StoreOptions, SystemClock, new_secret}
 pub enum BenchCmd {
     /// Post alerts to the ingest endpoints with N connections; optionally the same load against Alertmanager.
     #[command(
-        after_help = "Examples:\n  klaxon bench ingest --serve sqlite:///tmp/ingest.db --format alertmanager --batch 100 --connections 32 --duration 20s --compare-alertmanager\n  klaxon bench ingest --url http://127.0.0.1:8080 --token $KLAXON_TOKEN --format pagerduty --batch 1"
+        after_help = "Examples:\n  klaxon bench ingest --serve sqlite:///tmp/ingest.db --format alertmanager --batch 100 --connections 32 --duration 20s --compare-alertmanager\n  klaxon bench ingest --serve sqlite:///tmp/ingest.db --batch 1 --duration 10s --compare-alertmanager --rounds 3\n  klaxon bench ingest --url http://127.0.0.1:8080 --token $KLAXON_TOKEN --format pagerduty --batch 1"
     )]
     Ingest {
         #[arg(long, value_enum, default_value = "alertmanager")]
@@ -40,6 +40,10 @@ pub enum BenchCmd {
         compare_alertmanager: bool,
         #[arg(long, default_value = "prometheus-alertmanager")]
         alertmanager_bin: String,
+        /// Run the load this many times (alternating with Alertmanager when comparing) and
+        /// print the medians: on a shared machine one run can be off by a third.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+        rounds: u32,
     },
     /// The ingest pipeline alone, in this process: journal, then apply N alerts; prints alerts/s and CPU per alert.
     #[command(
@@ -190,6 +194,7 @@ pub async fn run(cmd: BenchCmd, url: &str, token: Option<String>) -> anyhow::Res
             groups,
             compare_alertmanager,
             alertmanager_bin,
+            rounds,
         } => {
             let spec = LoadSpec {
                 format,
@@ -204,6 +209,7 @@ pub async fn run(cmd: BenchCmd, url: &str, token: Option<String>) -> anyhow::Res
                 url,
                 token,
                 compare_alertmanager.then_some(alertmanager_bin),
+                rounds,
             )
             .await
         }

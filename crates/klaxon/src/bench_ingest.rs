@@ -92,7 +92,9 @@ fn body(target: &Target, spec: &LoadSpec, seq: &AtomicU64, started: &str) -> Vec
     }
 }
 
-async fn load(target: Target, spec: LoadSpec) -> anyhow::Result<Result> {
+/// `seq` numbers the alerts; it carries on across rounds, so that every round
+/// sends new alerts rather than repeats of the last round's.
+async fn load(target: Target, spec: LoadSpec, seq: Arc<AtomicU64>) -> anyhow::Result<Result> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(spec.connections)
         .build()?;
@@ -114,7 +116,6 @@ async fn load(target: Target, spec: LoadSpec) -> anyhow::Result<Result> {
     } else {
         spec.batch
     } as u64;
-    let seq = Arc::new(AtomicU64::new(0));
     // Print the first refusal only (a full backlog refuses many in a row).
     let told = Arc::new(std::sync::atomic::AtomicBool::new(false));
     #[allow(clippy::disallowed_methods)]
@@ -277,7 +278,7 @@ async fn backlog(http: &reqwest::Client, base: &str) -> anyhow::Result<f64> {
 
 /// A 2xx means committed; applying (dedup, routing, incidents) follows. Wait
 /// until everything accepted is applied and report how long that took.
-async fn drained(base: &str, r: &Result) -> anyhow::Result<()> {
+async fn drained(base: &str, r: &Result) -> anyhow::Result<f64> {
     let http = reqwest::Client::new();
     let start = Instant::now();
     let waiting = backlog(&http, base).await?;
@@ -288,11 +289,20 @@ async fn drained(base: &str, r: &Result) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let drain = start.elapsed().as_secs_f64();
+    let applied = r.alerts as f64 / (r.secs + drain);
     println!(
-        "klaxon applied               {waiting:.0} alerts were waiting when the load ended; all applied {drain:.1}s later: {:.0} alerts/s accepted and applied",
-        r.alerts as f64 / (r.secs + drain)
+        "klaxon applied               {waiting:.0} alerts were waiting when the load ended; all applied {drain:.1}s later: {applied:.0} alerts/s accepted and applied"
     );
-    Ok(())
+    Ok(applied)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 pub async fn run(
@@ -301,6 +311,7 @@ pub async fn run(
     url: &str,
     token: Option<String>,
     compare: Option<String>,
+    rounds: u32,
 ) -> anyhow::Result<()> {
     if spec.format == IngestFormat::Pagerduty && spec.batch != 1 {
         bail!("PagerDuty events are one per request: use --batch 1");
@@ -331,22 +342,45 @@ pub async fn run(
             .map(|d| d.split(':').next().unwrap_or(d))
             .unwrap_or(&base)
     );
-    let k = load(
-        Target::Klaxon {
+    let am = match compare {
+        Some(bin) => Some(start_alertmanager(&bin).await?),
+        None => None,
+    };
+    let (k_seq, a_seq) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (mut accepted, mut applied, mut am_rates) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        if rounds > 1 {
+            println!("-- round {round} of {rounds}");
+        }
+        let target = Target::Klaxon {
             url: base.clone(),
-            key: integ.key,
+            key: integ.key.clone(),
             format: spec.format,
-        },
-        spec,
-    )
-    .await?;
-    let klaxon_rate = report(&label, &spec, &k);
-    drained(&base, &k).await?;
-    if let Some(bin) = compare {
-        let (am_url, _child) = start_alertmanager(&bin).await?;
-        let a = load(Target::Alertmanager { url: am_url }, spec).await?;
-        let am_rate = report("alertmanager (in-memory)", &spec, &a);
-        println!("ratio klaxon/alertmanager = {:.2}", klaxon_rate / am_rate.max(1.0));
+        };
+        let k = load(target, spec, k_seq.clone()).await?;
+        accepted.push(report(&label, &spec, &k));
+        applied.push(drained(&base, &k).await?);
+        if let Some((am_url, _)) = &am {
+            let a = load(Target::Alertmanager { url: am_url.clone() }, spec, a_seq.clone()).await?;
+            am_rates.push(report("alertmanager (in-memory)", &spec, &a));
+            println!(
+                "ratio klaxon/alertmanager = {:.2}",
+                accepted[accepted.len() - 1] / am_rates[am_rates.len() - 1].max(1.0)
+            );
+        }
+    }
+    if rounds > 1 {
+        let (k, ka) = (median(accepted), median(applied));
+        print!("median of {rounds} rounds: klaxon {k:.0} alerts/s accepted, {ka:.0} accepted and applied");
+        if am.is_some() {
+            let a = median(am_rates);
+            print!(
+                "; alertmanager {a:.0}; ratio klaxon/alertmanager = {:.2} accepted, {:.2} applied",
+                k / a.max(1.0),
+                ka / a.max(1.0)
+            );
+        }
+        println!();
     }
     Ok(())
 }
