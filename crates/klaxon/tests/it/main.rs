@@ -11,6 +11,7 @@ mod alertmanager;
 mod api_auth;
 mod api_incidents;
 mod api_input;
+mod bench;
 mod cli;
 mod communication;
 mod email;
