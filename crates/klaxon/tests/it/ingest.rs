@@ -955,6 +955,70 @@ both!(a_stopped_servers_journal_is_applied_once_by_the_next, |app| {
     drop(next);
 });
 
+fn lone_alert(dedup: &str) -> klaxon_domain::alert::AlertInput {
+    klaxon_domain::alert::AlertInput {
+        action: klaxon_domain::alert::AlertAction::Trigger,
+        dedup_key: dedup.to_string(),
+        summary: format!("lone {dedup}"),
+        severity: Some("warning".into()),
+        source: None,
+        labels: [("alertname".to_string(), "Lone".to_string())].into(),
+        annotations: Default::default(),
+        starts_at: None,
+        ends_at: None,
+        links: vec![],
+        group_key: Some("lone".into()),
+        details: Value::Null,
+    }
+}
+
+// A request alone in the queue waits `apply_linger` for others and is applied
+// with them in one batch (one transaction, one timeline event); with no linger
+// and the first applied before the second arrives, they are two.
+both!(a_lone_request_waits_for_company_before_it_is_applied, |app| {
+    integration(&app, "prom", IntegrationFormat::Alertmanager).await;
+    let id = app
+        .client
+        .integrations()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.name == "prom")
+        .unwrap()
+        .id;
+    let info = app.store.integration(&id).await.unwrap().unwrap();
+    let start = |linger_ms: u64| {
+        let mut settings = klaxon_store::IngestSettings::new(app.catalog.clone());
+        settings.apply_linger = std::time::Duration::from_millis(linger_ms);
+        klaxon_store::Ingestor::start(app.store.clone(), std::sync::Arc::new(settings), app.clock.clone())
+    };
+    let lingering = start(3_000);
+    for dedup in ["l-1", "l-2"] {
+        lingering
+            .accept(info.clone(), vec![lone_alert(dedup)], app.clock_now(), false)
+            .await
+            .unwrap();
+    }
+    lingering.settled().await;
+    let list = incidents(&app).await;
+    assert_eq!(list.len(), 1);
+    let fired = alert_changes(&app, &list[0].id, "fired").await;
+    assert_eq!(fired.len(), 2, "{fired:?}");
+    assert_eq!(fired[0].1, fired[1].1, "both alerts in one event: {fired:?}");
+
+    let eager = start(0);
+    for dedup in ["e-1", "e-2"] {
+        eager
+            .accept(info.clone(), vec![lone_alert(dedup)], app.clock_now(), false)
+            .await
+            .unwrap();
+        eager.settled().await;
+    }
+    let fired = alert_changes(&app, &list[0].id, "fired").await;
+    assert_eq!(fired.len(), 4, "{fired:?}");
+    assert_ne!(fired[2].1, fired[3].1, "applied one by one: {fired:?}");
+});
+
 // More alerts waiting than the server holds: refused with a retry hint, nothing stored.
 mod a_full_backlog_refuses_alerts_with_a_retry_hint {
     use super::*;
