@@ -386,29 +386,29 @@ async fn run_applier(
         };
         let mut alerts = job.alerts.len();
         jobs.push(job);
+        // Whatever is queued joins the batch. Then a small batch waits a moment
+        // for more: each batch has a fixed cost (a transaction, a dozen
+        // statements, a commit), which one-alert requests would otherwise pay
+        // in batches of a few dozen.
+        let mut linger_until = None;
         while jobs.len() < MAX_BATCH && alerts < MAX_BATCH_ALERTS {
-            match rx.try_recv() {
-                Ok(job) => {
-                    alerts += job.alerts.len();
-                    jobs.push(job);
-                }
-                Err(_) => break,
-            }
-        }
-        // A small batch waits a moment for more: each batch has a fixed cost (a
-        // transaction, a dozen statements, a commit), which one-alert requests
-        // would otherwise pay in batches of a few dozen.
-        if alerts < LINGER_BELOW && !settings.apply_linger.is_zero() {
-            let until = tokio::time::Instant::now() + settings.apply_linger;
-            while jobs.len() < MAX_BATCH && alerts < MAX_BATCH_ALERTS {
-                match tokio::time::timeout_at(until, rx.recv()).await {
-                    Ok(Some(job)) => {
-                        alerts += job.alerts.len();
-                        jobs.push(job);
+            let job = match rx.try_recv() {
+                Ok(job) => job,
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    if alerts >= LINGER_BELOW || settings.apply_linger.is_zero() {
+                        break;
                     }
-                    _ => break,
+                    let until =
+                        *linger_until.get_or_insert_with(|| tokio::time::Instant::now() + settings.apply_linger);
+                    match tokio::time::timeout_at(until, rx.recv()).await {
+                        Ok(Some(job)) => job,
+                        _ => break,
+                    }
                 }
-            }
+            };
+            alerts += job.alerts.len();
+            jobs.push(job);
         }
         let batch = std::mem::take(&mut jobs);
         if let Some(last) = store

@@ -870,20 +870,7 @@ async fn journal_pool(app: &TestApp) -> sqlx::AnyPool {
 async fn journal_rows_of_a_stopped_server(app: &TestApp, integration_id: &str, rows: &[(i64, &str)]) {
     let pool = journal_pool(app).await;
     for (seq, dedup) in rows {
-        let alert = klaxon_domain::alert::AlertInput {
-            action: klaxon_domain::alert::AlertAction::Trigger,
-            dedup_key: dedup.to_string(),
-            summary: format!("left over {dedup}"),
-            severity: Some("critical".into()),
-            source: None,
-            labels: [("alertname".to_string(), "LeftOver".to_string())].into(),
-            annotations: Default::default(),
-            starts_at: None,
-            ends_at: None,
-            links: vec![],
-            group_key: Some("left".into()),
-            details: Value::Null,
-        };
+        let alert = trigger(dedup, &format!("left over {dedup}"), "LeftOver", "critical", "left");
         let received = (crate::support::t0() - SignedDuration::from_mins(2)).as_millisecond();
         sqlx::query(
             "INSERT INTO ingest_journal (writer, seq, integration_id, received_at, alerts) VALUES ($1, $2, $3, $4, $5)",
@@ -955,19 +942,26 @@ both!(a_stopped_servers_journal_is_applied_once_by_the_next, |app| {
     drop(next);
 });
 
-fn lone_alert(dedup: &str) -> klaxon_domain::alert::AlertInput {
+/// One firing alert in the form the journal keeps, joining group `group`.
+fn trigger(
+    dedup: &str,
+    summary: &str,
+    alertname: &str,
+    severity: &str,
+    group: &str,
+) -> klaxon_domain::alert::AlertInput {
     klaxon_domain::alert::AlertInput {
         action: klaxon_domain::alert::AlertAction::Trigger,
         dedup_key: dedup.to_string(),
-        summary: format!("lone {dedup}"),
-        severity: Some("warning".into()),
+        summary: summary.to_string(),
+        severity: Some(severity.into()),
         source: None,
-        labels: [("alertname".to_string(), "Lone".to_string())].into(),
+        labels: [("alertname".to_string(), alertname.to_string())].into(),
         annotations: Default::default(),
         starts_at: None,
         ends_at: None,
         links: vec![],
-        group_key: Some("lone".into()),
+        group_key: Some(group.into()),
         details: Value::Null,
     }
 }
@@ -995,7 +989,12 @@ both!(a_lone_request_waits_for_company_before_it_is_applied, |app| {
     let lingering = start(3_000);
     for dedup in ["l-1", "l-2"] {
         lingering
-            .accept(info.clone(), vec![lone_alert(dedup)], app.clock_now(), false)
+            .accept(
+                info.clone(),
+                vec![trigger(dedup, &format!("lone {dedup}"), "Lone", "warning", "lone")],
+                app.clock_now(),
+                false,
+            )
             .await
             .unwrap();
     }
@@ -1009,7 +1008,12 @@ both!(a_lone_request_waits_for_company_before_it_is_applied, |app| {
     let eager = start(0);
     for dedup in ["e-1", "e-2"] {
         eager
-            .accept(info.clone(), vec![lone_alert(dedup)], app.clock_now(), false)
+            .accept(
+                info.clone(),
+                vec![trigger(dedup, &format!("lone {dedup}"), "Lone", "warning", "lone")],
+                app.clock_now(),
+                false,
+            )
             .await
             .unwrap();
         eager.settled().await;
