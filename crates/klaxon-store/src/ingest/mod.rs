@@ -318,6 +318,10 @@ async fn run_intake(
             })
             .collect();
         let result = store.journal_append(&shared.writer, &entries).await;
+        // Used up even if the write failed: a write whose commit went through
+        // but whose answer was lost would otherwise make every later group
+        // collide with its rows. A gap in the sequence is harmless.
+        next_seq += entries.len() as i64;
         metrics::histogram!("klaxon_ingest_intake_requests").record(buf.len() as f64);
         match result {
             Ok(()) => {
@@ -329,7 +333,6 @@ async fn run_intake(
                     let _ = x.accepted.send(Ok(()));
                     let _ = apply.send(job);
                 }
-                next_seq += entries.len() as i64;
             }
             Err(e) => {
                 tracing::error!(error = %e, requests = buf.len(), "ingest journal write failed; nothing of it was accepted");

@@ -1023,6 +1023,59 @@ both!(a_lone_request_waits_for_company_before_it_is_applied, |app| {
     assert_ne!(fired[2].1, fired[3].1, "applied one by one: {fired:?}");
 });
 
+// A journal write that fails answers its request with an error and stores
+// nothing of it; the sequence number it took is not used again, so a row that
+// holds it (a commit whose answer was lost) cannot make later requests fail.
+both!(a_failed_journal_write_does_not_block_later_requests, |app| {
+    integration(&app, "prom", IntegrationFormat::Alertmanager).await;
+    let id = app
+        .client
+        .integrations()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.name == "prom")
+        .unwrap()
+        .id;
+    let info = app.store.integration(&id).await.unwrap().unwrap();
+    // Sequence number 2 of any writer cannot be written.
+    let pool = journal_pool(&app).await;
+    let block = match app.backend {
+        "sqlite" => {
+            "CREATE TRIGGER seq_2_taken BEFORE INSERT ON ingest_journal WHEN NEW.seq = 2 \
+             BEGIN SELECT RAISE(ABORT, 'seq 2 is taken'); END"
+        }
+        _ => "ALTER TABLE ingest_journal ADD CONSTRAINT seq_2_taken CHECK (seq <> 2)",
+    };
+    sqlx::query(block).execute(&pool).await.unwrap();
+    pool.close().await;
+    let mut settings = klaxon_store::IngestSettings::new(app.catalog.clone());
+    settings.apply_linger = std::time::Duration::ZERO;
+    let ingestor = klaxon_store::Ingestor::start(app.store.clone(), std::sync::Arc::new(settings), app.clock.clone());
+    let mut answers = Vec::new();
+    for dedup in ["first", "second", "third"] {
+        let alert = trigger(dedup, &format!("alert {dedup}"), "Seq", "warning", "seq");
+        let answer = ingestor.accept(info.clone(), vec![alert], app.clock_now(), false).await;
+        answers.push(answer.map(|_| ()).map_err(|e| e.to_string()));
+    }
+    assert!(answers[0].is_ok(), "{answers:?}");
+    assert!(
+        answers[1].as_ref().is_err_and(|e| e.contains("not stored")),
+        "{answers:?}"
+    );
+    assert!(answers[2].is_ok(), "the next request takes seq 3: {answers:?}");
+    ingestor.settled().await;
+    let alerts = app.client.alerts(&[]).await.unwrap();
+    let mut keys: Vec<&str> = alerts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["dedup_key"].as_str().unwrap())
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["first", "third"], "nothing of the failed request: {alerts}");
+});
+
 // More alerts waiting than the server holds: refused with a retry hint, nothing stored.
 mod a_full_backlog_refuses_alerts_with_a_retry_hint {
     use super::*;
