@@ -16,45 +16,76 @@ pub(super) enum Val {
     OS(Option<String>),
 }
 
-/// Insert `rows` into `table` in as few statements as the backend allows.
+/// Insert `rows` into `table`, a chunk per statement.
 ///
 /// SQLite: `INSERT … VALUES (…), (…)` in chunks under its parameter limit.
-/// PostgreSQL: one `INSERT … SELECT * FROM UNNEST($1::bigint[], $2::text[], …)` with one
+/// PostgreSQL: `INSERT … SELECT * FROM UNNEST($1::bigint[], $2::text[], …)` with one
 /// array per column. Its text never changes, so PostgreSQL prepares and plans it once;
 /// a VALUES list of thousands of rows was parsed, planned and initialised anew for
 /// every batch (a third of the server's time on the ingest path).
-pub(super) async fn insert_rows(
+///
+/// Rows are built as they are needed (`rows` may serialise as it goes), and each
+/// chunk is built while the database works on the one before: SQLite's writer
+/// thread or the PostgreSQL backend runs the statement, this thread gets the
+/// next one ready. Statements still run one after the other, each only once
+/// the last has succeeded.
+pub(super) async fn insert_rows<I>(
     tx: &mut Transaction<'_, Any>,
     backend: Backend,
     table: &str,
     cols: &[&str],
-    rows: Vec<Vec<Val>>,
+    rows: I,
     suffix: &str,
-) -> Result<(), StoreError> {
+) -> Result<(), StoreError>
+where
+    I: IntoIterator<Item = Result<Vec<Val>, StoreError>>,
+    I::IntoIter: ExactSizeIterator,
+{
     let started = std::time::Instant::now();
-    let chunk = match backend {
-        Backend::Sqlite => (30_000 / cols.len().max(1)).max(1),
-        Backend::Postgres => 20_000,
-    };
-    let mut rows = rows.into_iter().peekable();
+    let mut rows = rows.into_iter();
     let mut left = rows.len();
-    while rows.peek().is_some() {
-        // SQLite: `VALUES` lists of power-of-two lengths only, so that a few
-        // statement texts, prepared once and cached, serve every batch (parsing a
-        // new one per batch was 5 % of the server's time at batch 1).
-        let take = match backend {
-            Backend::Sqlite => pow2_floor(left.min(chunk)),
-            Backend::Postgres => chunk,
+    let mut next = next_chunk(backend, table, cols, &mut rows, &mut left, suffix);
+    while let Some(query) = next {
+        let mut running = std::pin::pin!(query?.execute(&mut **tx));
+        // The first poll hands the statement to the database.
+        let sent = futures::poll!(running.as_mut());
+        next = next_chunk(backend, table, cols, &mut rows, &mut left, suffix);
+        match sent {
+            std::task::Poll::Ready(done) => done?,
+            std::task::Poll::Pending => running.await?,
         };
-        let part: Vec<Vec<Val>> = rows.by_ref().take(take).collect();
-        left -= part.len();
-        insert_query(backend, table, cols, part, suffix)
-            .execute(&mut **tx)
-            .await?;
     }
     metrics::histogram!("klaxon_ingest_write_seconds", "table" => table.to_string())
         .record(started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Most rows in one PostgreSQL insert: small enough that a batch takes several,
+/// so that building one overlaps running the last.
+const PG_CHUNK: usize = 1024;
+
+/// The next statement of [`insert_rows`], or `None` when every row is in one.
+fn next_chunk(
+    backend: Backend,
+    table: &str,
+    cols: &[&str],
+    rows: &mut impl Iterator<Item = Result<Vec<Val>, StoreError>>,
+    left: &mut usize,
+    suffix: &str,
+) -> Option<Result<sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>, StoreError>> {
+    if *left == 0 {
+        return None;
+    }
+    let take = match backend {
+        // `VALUES` lists of power-of-two lengths only, so that a few statement
+        // texts, prepared once and cached, serve every batch (parsing a new one
+        // per batch was 5 % of the server's time at batch 1).
+        Backend::Sqlite => pow2_floor((*left).min((30_000 / cols.len().max(1)).max(1))),
+        Backend::Postgres => (*left).min(PG_CHUNK),
+    };
+    *left -= take;
+    let part = rows.by_ref().take(take).collect::<Result<Vec<_>, _>>();
+    Some(part.map(|part| insert_query(backend, table, cols, part, suffix)))
 }
 
 /// The largest power of two not above `n` (`n` ≥ 1).
@@ -249,7 +280,7 @@ impl Batch<'_> {
             backend,
             "incidents",
             &inc_cols,
-            rows,
+            rows.into_iter().map(Ok),
             " ON CONFLICT (pk) DO UPDATE SET title = excluded.title, severity = excluded.severity, category = excluded.category, \
              status = excluded.status, private = excluded.private, started_at = excluded.started_at, updated_at = excluded.updated_at, \
              version = excluded.version, head_hash = excluded.head_hash, body = excluded.body",
@@ -296,9 +327,9 @@ impl Batch<'_> {
             .filter(|r| r.state != RowState::Clean)
             .collect();
         changed.sort_by_key(|r| r.pk);
-        let mut rows = Vec::with_capacity(changed.len());
-        for r in changed {
-            rows.push(vec![
+        // Serialised chunk by chunk, while the chunk before is written.
+        let rows = changed.into_iter().map(|r| {
+            Ok(vec![
                 Val::I(r.pk),
                 Val::S(r.integration_id),
                 Val::S(r.dedup_key),
@@ -320,8 +351,8 @@ impl Batch<'_> {
                 Val::I(r.receive_count),
                 Val::I(r.created_at),
                 Val::I(r.last_seen_at),
-            ]);
-        }
+            ])
+        });
         // Resolutions first would free the "one firing alert per key" index for
         // a refire in the same statement; rows are distinct keys, so order by pk suffices.
         insert_rows(
@@ -347,7 +378,7 @@ impl Batch<'_> {
             backend,
             "incident_alerts",
             &["incident_pk", "alert_pk", "route"],
-            links,
+            links.into_iter().map(Ok),
             " ON CONFLICT (incident_pk, alert_pk) DO NOTHING",
         )
         .await?;
@@ -369,7 +400,7 @@ impl Batch<'_> {
             backend,
             "alert_groups",
             &["group_key", "incident_pk", "updated_at"],
-            groups,
+            groups.into_iter().map(Ok),
             " ON CONFLICT (group_key) DO UPDATE SET incident_pk = excluded.incident_pk, updated_at = excluded.updated_at",
         )
         .await?;
@@ -404,7 +435,7 @@ impl Batch<'_> {
                 "prev_hash",
                 "hash",
             ],
-            events,
+            events.into_iter().map(Ok),
             "",
         )
         .await?;

@@ -97,6 +97,60 @@ both!(one_request_is_one_timeline_event_per_incident, |app| {
     assert!(app.client.verify(id).await.unwrap().ok, "the batched events verify");
 });
 
+// Thousands of alerts in one request are written in several statements per
+// table (each built while the last runs): every alert is stored once and whole,
+// a repeat updates every one, and the timeline lists them all and verifies.
+both!(a_request_of_thousands_of_alerts_is_stored_whole, |app| {
+    let key = integration(&app, "prometheus", IntegrationFormat::Alertmanager).await;
+    let path = format!("/ingest/alertmanager/{key}");
+    const N: usize = 2_500;
+    let body = || {
+        let alerts = (0..N)
+            .map(|i| {
+                am_alert(
+                    &format!("bulk-{i}"),
+                    "firing",
+                    json!({"alertname": "Bulk", "instance": format!("i{i}")}),
+                )
+            })
+            .collect();
+        am_payload("{}:{alertname=\"Bulk\"}", alerts)
+    };
+    for _ in 0..2 {
+        let (code, out) = post(&app, &path, body()).await;
+        assert_eq!(code, 200, "{out}");
+    }
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(app.db.url())
+        .await
+        .unwrap();
+    let (rows, keys, min_count, max_count): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COUNT(DISTINCT dedup_key), MIN(receive_count), MAX(receive_count) FROM alerts",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((rows, keys), (N as i64, N as i64), "every alert once");
+    assert_eq!((min_count, max_count), (2, 2), "the repeat reached every alert");
+    let labels: String = sqlx::query_scalar("SELECT labels FROM alerts WHERE dedup_key = 'bulk-2049'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let labels: Value = serde_json::from_str(&labels).unwrap();
+    assert_eq!(labels, json!({"alertname": "Bulk", "instance": "i2049"}));
+    let links: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM incident_alerts")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(links, N as i64);
+    pool.close().await;
+    let list = incidents(&app).await;
+    assert_eq!(list.len(), 1);
+    assert_eq!(alert_changes(&app, &list[0].id, "fired").await.len(), N);
+    assert!(app.client.verify(&list[0].id).await.unwrap().ok);
+});
+
 both!(alertmanager_groups_dedups_and_auto_resolves, |app| {
     let key = integration(&app, "prometheus", IntegrationFormat::Alertmanager).await;
     let path = format!("/ingest/alertmanager/{key}");
