@@ -22,7 +22,7 @@
 //! up. Should the server stop with a backlog, the journal is applied when it
 //! starts again (on PostgreSQL, also by any other node within seconds).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -39,7 +39,7 @@ mod batch;
 mod journal;
 mod write;
 
-use batch::Batch;
+use batch::{Batch, Map, Set};
 use journal::{Entry, Leftover};
 pub(crate) use journal::{create_sqlite_journal, sqlite_journal_url};
 
@@ -673,26 +673,26 @@ impl Store {
             reuse_window_ms: reuse_window_ms(settings, &routes),
             routes: std::sync::Arc::new(routes),
             silences,
-            alerts: HashMap::new(),
-            links: HashMap::new(),
+            alerts: Map::default(),
+            links: Map::default(),
             new_links: Vec::new(),
-            groups: HashMap::new(),
-            dirty_groups: HashSet::new(),
-            incidents: HashMap::new(),
-            firing_base: HashMap::new(),
-            firing_delta: HashMap::new(),
-            counters: HashMap::new(),
+            groups: Map::default(),
+            dirty_groups: Set::default(),
+            incidents: Map::default(),
+            firing_base: Map::default(),
+            firing_delta: Map::default(),
+            counters: Map::default(),
             alert_pks,
             incident_pks: Vec::new(),
             next_alert_pk,
             next_incident_pk: None,
             undo: Vec::new(),
-            touched_alerts: HashSet::new(),
-            touched_links: HashSet::new(),
-            touched_groups: HashSet::new(),
-            touched_incidents: HashSet::new(),
-            touched_deltas: HashSet::new(),
-            touched_counters: HashSet::new(),
+            touched_alerts: Set::default(),
+            touched_links: Set::default(),
+            touched_groups: Set::default(),
+            touched_incidents: Set::default(),
+            touched_deltas: Set::default(),
+            touched_counters: Set::default(),
         };
         let t0 = std::time::Instant::now();
         batch.preload(&mut tx, jobs).await?;
