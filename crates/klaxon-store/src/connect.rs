@@ -289,9 +289,13 @@ impl Store {
             })
         };
         // One writer: SQLite serialises writes anyway; one connection avoids SQLITE_BUSY.
+        // No liveness check when a pool hands out a connection: a SQLite connection
+        // is a file handle in this process, it cannot drop out as a network one
+        // can, and the check costs a round trip to the connection's thread.
         let write = AnyPoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(setup(format!("{pragmas} {SQLITE_WRITER_PRAGMAS}")))
             .connect(&sqlite)
@@ -303,6 +307,7 @@ impl Store {
         } else {
             AnyPoolOptions::new()
                 .max_connections(opts.max_connections.max(1))
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(10))
                 .after_connect(setup(pragmas.clone()))
                 .connect(&sqlite)
@@ -315,6 +320,7 @@ impl Store {
             // An in-memory journal lives as long as its one connection.
             .idle_timeout(None)
             .max_lifetime(None)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(setup(pragmas))
             .connect(&crate::ingest::sqlite_journal_url(&sqlite))

@@ -302,6 +302,7 @@ async fn run_intake(
             None
         }
     };
+    let mut held = None;
     let mut next_seq = 1i64;
     let mut pruned = 0i64;
     let mut last_prune = std::time::Instant::now();
@@ -317,7 +318,7 @@ async fn run_intake(
                 alerts: std::mem::take(&mut x.text),
             })
             .collect();
-        let result = store.journal_append(&shared.writer, &entries).await;
+        let result = store.journal_append(&mut held, &shared.writer, &entries).await;
         // Used up even if the write failed: a write whose commit went through
         // but whose answer was lost would otherwise make every later group
         // collide with its rows. A gap in the sequence is harmless.
