@@ -443,6 +443,8 @@ pub(super) struct Rules {
     /// Alert keys allocated but not used yet, carried from batch to batch.
     alert_pks: Vec<i64>,
     next_alert_pk: Option<i64>,
+    /// PostgreSQL: the applier's own write connection, kept between batches.
+    conn: Option<sqlx::AnyConnection>,
     generation: u64,
     fetched: std::time::Instant,
     routes: Vec<Route>,
@@ -468,10 +470,14 @@ impl Store {
         let mut routes = settings.routes.clone();
         routes.extend(self.api_routes().await?);
         let silences = self.silences(now, false).await?;
-        let (alert_pks, next_alert_pk) = cache.take().map(|r| (r.alert_pks, r.next_alert_pk)).unwrap_or_default();
+        let (alert_pks, next_alert_pk, conn) = cache
+            .take()
+            .map(|r| (r.alert_pks, r.next_alert_pk, r.conn))
+            .unwrap_or_default();
         *cache = Some(Rules {
             alert_pks,
             next_alert_pk,
+            conn,
             generation,
             fetched: std::time::Instant::now(),
             routes: routes.clone(),
@@ -647,19 +653,33 @@ impl Store {
         writer: &str,
         jobs: &[Job],
     ) -> Result<Vec<Outcomes>, StoreError> {
-        let (routes, silences) = self
+        let in_force = self
             .rules(settings, rules, jobs.iter().map(|j| j.now).max().unwrap_or_default())
             .await?;
-        self.ingest_batch_inner(settings, routes, silences, rules, writer, jobs)
-            .await
+        // PostgreSQL: the applier keeps a write connection of its own, as the
+        // intake does a journal one (no pool round trips per batch); it is given
+        // up when a batch fails, and the next batch takes a fresh one.
+        let mut own = rules.as_mut().and_then(|r| r.conn.take());
+        if self.backend == Backend::Postgres && own.is_none() {
+            own = Some(self.write.acquire().await?.detach());
+        }
+        let done = self
+            .ingest_batch_inner(settings, in_force, rules, own.as_mut(), writer, jobs)
+            .await;
+        if done.is_ok()
+            && let Some(r) = rules.as_mut()
+        {
+            r.conn = own;
+        }
+        done
     }
 
     async fn ingest_batch_inner(
         &self,
         settings: &IngestSettings,
-        routes: Vec<Route>,
-        silences: Vec<Silence>,
+        (routes, silences): (Vec<Route>, Vec<Silence>),
         carry: &mut Option<Rules>,
+        conn: Option<&mut sqlx::AnyConnection>,
         writer: &str,
         jobs: &[Job],
     ) -> Result<Vec<Outcomes>, StoreError> {
@@ -667,7 +687,10 @@ impl Store {
             .as_mut()
             .map(|r| (std::mem::take(&mut r.alert_pks), r.next_alert_pk.take()))
             .unwrap_or_default();
-        let mut tx = self.write.begin().await?;
+        let mut tx = match conn {
+            Some(conn) => sqlx::Connection::begin(conn).await?,
+            None => self.write.begin().await?,
+        };
         let mut batch = Batch {
             backend: self.backend,
             settings,

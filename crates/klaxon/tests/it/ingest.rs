@@ -1130,6 +1130,62 @@ both!(a_failed_journal_write_does_not_block_later_requests, |app| {
     assert_eq!(keys, ["first", "third"], "nothing of the failed request: {alerts}");
 });
 
+// PostgreSQL: the intake and the applier keep connections of their own. When the
+// database drops every connection (a restart, a failover), a journal write may
+// fail once — its sender is told to retry — and then both go on with new ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_database_connections_are_replaced() {
+    let app = TestApp::spawn("postgres").await;
+    integration(&app, "prom", IntegrationFormat::Alertmanager).await;
+    let id = app
+        .client
+        .integrations()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.name == "prom")
+        .unwrap()
+        .id;
+    let info = app.store.integration(&id).await.unwrap().unwrap();
+    let send = |dedup: &'static str| {
+        let alert = trigger(dedup, dedup, "Dropped", "warning", "dropped");
+        app.ingestor.accept(info.clone(), vec![alert], app.clock_now(), false)
+    };
+    send("before").await.unwrap();
+    app.ingestor.settled().await;
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(app.db.url())
+        .await
+        .unwrap();
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()) k",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(
+        killed >= 2,
+        "the intake's and the applier's connections at least: {killed}"
+    );
+    let mut failures = 0;
+    while let Err(e) = send("after").await {
+        failures += 1;
+        assert!(failures < 3, "still failing after a fresh connection: {e}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(30), app.ingestor.settled())
+        .await
+        .expect("applied with a new connection");
+    let mut keys: Vec<String> = sqlx::query_scalar("SELECT dedup_key FROM alerts")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    keys.sort();
+    assert_eq!(keys, ["after", "before"]);
+}
+
 // More alerts waiting than the server holds: refused with a retry hint, nothing stored.
 mod a_full_backlog_refuses_alerts_with_a_retry_hint {
     use super::*;
