@@ -11,11 +11,12 @@ use crate::{Store, StoreError};
 
 impl Store {
     /// Changes whenever an incident or a silence is written (count and
-    /// latest change of each): the page is rebuilt when it moves.
+    /// latest change of each): the page is rebuilt when it moves. (PostgreSQL's
+    /// `SUM` of bigints is numeric, which the Any driver cannot read: cast.)
     pub async fn status_page_fingerprint(&self) -> Result<(i64, i64, i64, i64), StoreError> {
         let r = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM incidents) AS n, (SELECT COALESCE(MAX(updated_at), 0) FROM incidents) AS u, \
-             (SELECT COUNT(*) FROM silences) AS sn, (SELECT COALESCE(SUM(ends_at % 1000003), 0) FROM silences) AS se, \
+             (SELECT COUNT(*) FROM silences) AS sn, (SELECT CAST(COALESCE(SUM(ends_at % 1000003), 0) AS BIGINT) FROM silences) AS se, \
              (SELECT COUNT(*) FROM component_overrides) AS cn, (SELECT COALESCE(MAX(updated_at), 0) FROM component_overrides) AS cu",
         )
         .fetch_one(&self.read)

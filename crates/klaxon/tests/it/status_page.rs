@@ -817,3 +817,27 @@ crate::status_both!(health_checks_colour_components_and_bars, |app| {
     assert!(html.contains("60.00 % uptime"), "uptime from the checks' runs");
     assert!(html.contains("class=\"major_outage\" title="), "a red day for the API");
 });
+
+// The page is rebuilt when the store's fingerprint of incidents, silences and
+// component overrides moves: it must be readable on both backends (PostgreSQL's
+// SUM of bigints is numeric) and move when a silence is added.
+crate::both!(the_refresh_fingerprint_reads_and_moves, |app| {
+    let before = app.store.status_page_fingerprint().await.unwrap();
+    app.client
+        .create_silence(&klaxon_domain::wire::CreateSilence {
+            matchers: vec!["alertname=DiskFull".into()],
+            starts_at: None,
+            ends_at: None,
+            duration: Some("1h".into()),
+            comment: "disk swap".into(),
+            kind: Some("maintenance".into()),
+        })
+        .await
+        .unwrap();
+    let after = app.store.status_page_fingerprint().await.unwrap();
+    assert_eq!(after.2, before.2 + 1, "one more silence: {before:?} -> {after:?}");
+    assert_ne!(
+        after.3, before.3,
+        "its end moves the fingerprint: {before:?} -> {after:?}"
+    );
+});
