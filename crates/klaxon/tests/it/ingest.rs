@@ -3,7 +3,7 @@
 use jiff::SignedDuration;
 use klaxon_domain::Status;
 use klaxon_domain::alert::{AutoResolveAction, Matcher, Route};
-use klaxon_domain::wire::{CreateIntegration, CreateSilence, IncidentQuery, IntegrationFormat};
+use klaxon_domain::wire::{CreateIntegration, IncidentQuery, IntegrationFormat};
 use serde_json::{Value, json};
 
 use crate::both;
@@ -411,14 +411,7 @@ both!(silences_suppress_without_losing_alerts, |app| {
     let path = format!("/ingest/alertmanager/{key}");
     let sil = app
         .client
-        .create_silence(&CreateSilence {
-            matchers: vec!["alertname=DiskFull".into()],
-            starts_at: None,
-            ends_at: None,
-            duration: Some("1h".into()),
-            comment: "disk swap".into(),
-            kind: Some("maintenance".into()),
-        })
+        .create_silence(&crate::support::disk_swap_silence())
         .await
         .unwrap();
     let (_, body) = post(
@@ -908,6 +901,31 @@ both!(accepted_alerts_are_committed_then_applied, |app| {
     assert_eq!(alerts["items"].as_array().unwrap().len(), 2, "{alerts}");
 });
 
+/// An Alertmanager integration named "prom", as the ingest pipeline sees it.
+async fn prom_integration(app: &TestApp) -> klaxon_domain::wire::IntegrationInfo {
+    integration(app, "prom", IntegrationFormat::Alertmanager).await;
+    let id = app
+        .client
+        .integrations()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.name == "prom")
+        .unwrap()
+        .id;
+    app.store.integration(&id).await.unwrap().unwrap()
+}
+
+/// Another ingest writer on the app's database (a restart, or another node),
+/// with `linger` as its `apply_linger` (the default with `None`).
+fn start_ingestor(app: &TestApp, linger: Option<std::time::Duration>) -> klaxon_store::Ingestor {
+    let mut settings = klaxon_store::IngestSettings::new(app.catalog.clone());
+    if let Some(linger) = linger {
+        settings.apply_linger = linger;
+    }
+    klaxon_store::Ingestor::start(app.store.clone(), std::sync::Arc::new(settings), app.clock.clone())
+}
+
 async fn journal_pool(app: &TestApp) -> sqlx::AnyPool {
     let url = match app.backend {
         "sqlite" => format!("{}-intake", app.db.url()),
@@ -944,20 +962,11 @@ async fn journal_rows_of_a_stopped_server(app: &TestApp, integration_id: &str, r
 // A server stopped with accepted alerts not applied: the next one to start
 // applies them, once, and clears them from the journal.
 both!(a_stopped_servers_journal_is_applied_once_by_the_next, |app| {
-    integration(&app, "prom", IntegrationFormat::Alertmanager).await;
-    let integ = app
-        .client
-        .integrations()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|i| i.name == "prom")
-        .unwrap();
+    let integ = prom_integration(&app).await;
     journal_rows_of_a_stopped_server(&app, &integ.id, &[(1, "left-1"), (2, "left-2")]).await;
     // A second writer starting on the same database (a restart, or on
     // PostgreSQL another node once the rows are a minute old).
-    let settings = klaxon_store::IngestSettings::new(app.catalog.clone());
-    let next = klaxon_store::Ingestor::start(app.store.clone(), std::sync::Arc::new(settings), app.clock.clone());
+    let next = start_ingestor(&app, None);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let alerts = app.client.alerts(&[]).await.unwrap();
@@ -974,14 +983,9 @@ both!(a_stopped_servers_journal_is_applied_once_by_the_next, |app| {
     assert_eq!(list.len(), 1, "grouped as they would have been");
     assert_eq!(alert_changes(&app, &list[0].id, "fired").await.len(), 2);
     // Applied once: a third start finds nothing to apply, and the rows are gone.
-    let again = klaxon_store::Ingestor::start(
-        app.store.clone(),
-        std::sync::Arc::new(klaxon_store::IngestSettings::new(app.catalog.clone())),
-        app.clock.clone(),
-    );
+    let again = start_ingestor(&app, None);
     // Its first sweep runs before it takes any request: once this one is applied, the sweep is done.
-    let integ_info = app.store.integration(&integ.id).await.unwrap().unwrap();
-    again.submit(integ_info, vec![], app.clock_now()).await.unwrap();
+    again.submit(integ.clone(), vec![], app.clock_now()).await.unwrap();
     assert_eq!(alert_changes(&app, &list[0].id, "fired").await.len(), 2);
     assert_eq!(
         app.client.alerts(&[]).await.unwrap()["items"].as_array().unwrap().len(),
@@ -1024,23 +1028,8 @@ fn trigger(
 // with them in one batch (one transaction, one timeline event); with no linger
 // and the first applied before the second arrives, they are two.
 both!(a_lone_request_waits_for_company_before_it_is_applied, |app| {
-    integration(&app, "prom", IntegrationFormat::Alertmanager).await;
-    let id = app
-        .client
-        .integrations()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|i| i.name == "prom")
-        .unwrap()
-        .id;
-    let info = app.store.integration(&id).await.unwrap().unwrap();
-    let start = |linger_ms: u64| {
-        let mut settings = klaxon_store::IngestSettings::new(app.catalog.clone());
-        settings.apply_linger = std::time::Duration::from_millis(linger_ms);
-        klaxon_store::Ingestor::start(app.store.clone(), std::sync::Arc::new(settings), app.clock.clone())
-    };
-    let lingering = start(3_000);
+    let info = prom_integration(&app).await;
+    let lingering = start_ingestor(&app, Some(std::time::Duration::from_secs(3)));
     for dedup in ["l-1", "l-2"] {
         lingering
             .accept(
@@ -1059,7 +1048,7 @@ both!(a_lone_request_waits_for_company_before_it_is_applied, |app| {
     assert_eq!(fired.len(), 2, "{fired:?}");
     assert_eq!(fired[0].1, fired[1].1, "both alerts in one event: {fired:?}");
 
-    let eager = start(0);
+    let eager = start_ingestor(&app, Some(std::time::Duration::ZERO));
     for dedup in ["e-1", "e-2"] {
         eager
             .accept(
@@ -1081,17 +1070,7 @@ both!(a_lone_request_waits_for_company_before_it_is_applied, |app| {
 // nothing of it; the sequence number it took is not used again, so a row that
 // holds it (a commit whose answer was lost) cannot make later requests fail.
 both!(a_failed_journal_write_does_not_block_later_requests, |app| {
-    integration(&app, "prom", IntegrationFormat::Alertmanager).await;
-    let id = app
-        .client
-        .integrations()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|i| i.name == "prom")
-        .unwrap()
-        .id;
-    let info = app.store.integration(&id).await.unwrap().unwrap();
+    let info = prom_integration(&app).await;
     // Sequence number 2 of any writer cannot be written.
     let pool = journal_pool(&app).await;
     let block = match app.backend {
@@ -1103,9 +1082,7 @@ both!(a_failed_journal_write_does_not_block_later_requests, |app| {
     };
     sqlx::query(block).execute(&pool).await.unwrap();
     pool.close().await;
-    let mut settings = klaxon_store::IngestSettings::new(app.catalog.clone());
-    settings.apply_linger = std::time::Duration::ZERO;
-    let ingestor = klaxon_store::Ingestor::start(app.store.clone(), std::sync::Arc::new(settings), app.clock.clone());
+    let ingestor = start_ingestor(&app, Some(std::time::Duration::ZERO));
     let mut answers = Vec::new();
     for dedup in ["first", "second", "third"] {
         let alert = trigger(dedup, &format!("alert {dedup}"), "Seq", "warning", "seq");
@@ -1136,17 +1113,7 @@ both!(a_failed_journal_write_does_not_block_later_requests, |app| {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_database_connections_are_replaced() {
     let app = TestApp::spawn("postgres").await;
-    integration(&app, "prom", IntegrationFormat::Alertmanager).await;
-    let id = app
-        .client
-        .integrations()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|i| i.name == "prom")
-        .unwrap()
-        .id;
-    let info = app.store.integration(&id).await.unwrap().unwrap();
+    let info = prom_integration(&app).await;
     let send = |dedup: &'static str| {
         let alert = trigger(dedup, dedup, "Dropped", "warning", "dropped");
         app.ingestor.accept(info.clone(), vec![alert], app.clock_now(), false)

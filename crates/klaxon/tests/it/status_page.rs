@@ -824,14 +824,7 @@ crate::status_both!(health_checks_colour_components_and_bars, |app| {
 crate::both!(the_refresh_fingerprint_reads_and_moves, |app| {
     let before = app.store.status_page_fingerprint().await.unwrap();
     app.client
-        .create_silence(&klaxon_domain::wire::CreateSilence {
-            matchers: vec!["alertname=DiskFull".into()],
-            starts_at: None,
-            ends_at: None,
-            duration: Some("1h".into()),
-            comment: "disk swap".into(),
-            kind: Some("maintenance".into()),
-        })
+        .create_silence(&crate::support::disk_swap_silence())
         .await
         .unwrap();
     let after = app.store.status_page_fingerprint().await.unwrap();

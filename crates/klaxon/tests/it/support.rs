@@ -462,3 +462,15 @@ macro_rules! each_backend {
         }
     };
 }
+
+/// A one-hour maintenance silence of `alertname=DiskFull`, starting now.
+pub fn disk_swap_silence() -> klaxon_domain::wire::CreateSilence {
+    klaxon_domain::wire::CreateSilence {
+        matchers: vec!["alertname=DiskFull".into()],
+        starts_at: None,
+        ends_at: None,
+        duration: Some("1h".into()),
+        comment: "disk swap".into(),
+        kind: Some("maintenance".into()),
+    }
+}
