@@ -86,6 +86,7 @@ fn migrations(backend: Backend) -> Migrator {
                 "alerts_integration_fk",
                 include_str!("../migrations/sqlite/0012_alerts_integration_fk.sql"),
             ),
+            (13, "lz4_toast", include_str!("../migrations/sqlite/0013_lz4_toast.sql")),
         ],
         Backend::Postgres => &[
             (
@@ -131,6 +132,11 @@ fn migrations(backend: Backend) -> Migrator {
                 12,
                 "alerts_integration_fk",
                 include_str!("../migrations/postgres/0012_alerts_integration_fk.sql"),
+            ),
+            (
+                13,
+                "lz4_toast",
+                include_str!("../migrations/postgres/0013_lz4_toast.sql"),
             ),
         ],
     };

@@ -172,6 +172,7 @@ pub(super) enum Undo {
     Alert(AlertKey, Option<Box<AlertRow>>),
     Links(i64, Option<Vec<(i64, String)>>),
     NewLinks(usize),
+    Displaced(usize),
     Group(String, Option<Option<i64>>, bool),
     /// head, projection, number of events and of pending alert changes before
     /// the request touched it.
@@ -187,6 +188,9 @@ pub(super) struct Batch<'s> {
     pub(super) silences: Vec<Silence>,
     pub(super) reuse_window_ms: i64,
     pub(super) alerts: Map<AlertKey, AlertRow>,
+    /// Changed rows whose key has a newer episode in `alerts` (resolved, then
+    /// fired anew past the reuse window, in one batch): still to be written.
+    pub(super) displaced: Vec<AlertRow>,
     pub(super) links: Map<i64, Vec<(i64, String)>>,
     pub(super) new_links: Vec<(i64, i64, String)>,
     pub(super) groups: Map<String, Option<i64>>,
@@ -304,6 +308,7 @@ impl<'s> Batch<'s> {
                     }
                 },
                 Undo::NewLinks(len) => self.new_links.truncate(len),
+                Undo::Displaced(len) => self.displaced.truncate(len),
                 Undo::Group(gk, prev, was_dirty) => {
                     match prev {
                         Some(v) => {
@@ -933,7 +938,15 @@ impl<'s> Batch<'s> {
 
     fn put_alert(&mut self, key: &AlertKey, row: AlertRow) {
         self.touch_alert(key);
-        self.alerts.insert(key.clone(), row);
+        let pk = row.pk;
+        if let Some(old) = self.alerts.insert(key.clone(), row)
+            && old.state != RowState::Clean
+            && old.pk != pk
+        {
+            // A new episode of a key this batch changed: both rows are written.
+            self.undo.push(Undo::Displaced(self.displaced.len()));
+            self.displaced.push(old);
+        }
     }
 
     pub(super) async fn process(

@@ -24,7 +24,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use jiff::Timestamp;
 use klaxon_domain::Clock;
@@ -129,6 +129,9 @@ struct Shared {
     backlog: watch::Sender<usize>,
     /// Last of this writer's journal rows applied.
     applied: AtomicI64,
+    /// Batches whose transaction failed and was retried (also
+    /// `klaxon_ingest_batch_failures_total`).
+    failed_batches: AtomicU64,
 }
 
 /// The ingest pipeline: group-committed intake into the journal, then the
@@ -158,6 +161,7 @@ impl Ingestor {
             writer: crate::random_hex("w-", 8),
             backlog: watch::Sender::new(0),
             applied: AtomicI64::new(0),
+            failed_batches: AtomicU64::new(0),
         });
         tokio::spawn(run_intake(store.clone(), shared.clone(), intake_rx, apply_tx));
         let backend = store.backend;
@@ -232,6 +236,12 @@ impl Ingestor {
             )));
         }
         Ok(())
+    }
+
+    /// Batches whose transaction failed since this ingestor started (each
+    /// retried, then applied request by request).
+    pub fn failed_batches(&self) -> u64 {
+        self.shared.failed_batches.load(Ordering::Relaxed)
     }
 
     /// Alerts accepted and not yet applied.
@@ -375,7 +385,7 @@ async fn run_applier(
         if sweep_at <= std::time::Instant::now() {
             let stuck_before = clock.now() - STUCK_AFTER;
             store
-                .apply_leftovers(&settings, &mut rules, &shared.writer, stuck_before)
+                .apply_leftovers(&settings, &mut rules, &shared, stuck_before)
                 .await;
             sweep_at = std::time::Instant::now() + SWEEP_EVERY;
         }
@@ -416,7 +426,7 @@ async fn run_applier(
         }
         let batch = std::mem::take(&mut jobs);
         if let Some(last) = store
-            .apply_with_retry(&settings, &mut rules, &shared.writer, batch)
+            .apply_with_retry(&settings, &mut rules, &shared.writer, batch, &shared.failed_batches)
             .await
         {
             shared.applied.fetch_max(last, Ordering::AcqRel);
@@ -496,6 +506,7 @@ impl Store {
         rules: &mut Option<Rules>,
         writer: &str,
         jobs: Vec<Job>,
+        failures: &AtomicU64,
     ) -> Option<i64> {
         let last = jobs.iter().map(|j| j.seq).max();
         let mut pause = std::time::Duration::from_millis(50);
@@ -509,6 +520,8 @@ impl Store {
                     return last;
                 }
                 Err(e) => {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("klaxon_ingest_batch_failures_total").increment(1);
                     tracing::error!(error = %e, requests = jobs.len(), "applying accepted alerts failed; retrying");
                     tokio::time::sleep(pause).await;
                     pause *= 4;
@@ -575,9 +588,10 @@ impl Store {
         &self,
         settings: &IngestSettings,
         rules: &mut Option<Rules>,
-        me: &str,
+        shared: &Shared,
         stuck_before: Timestamp,
     ) {
+        let me = shared.writer.as_str();
         const CHUNK: i64 = 2_000;
         let mut integrations: HashMap<String, Option<IntegrationInfo>> = HashMap::new();
         loop {
@@ -634,7 +648,8 @@ impl Store {
                 let mut jobs = jobs.into_iter().peekable();
                 while jobs.peek().is_some() {
                     let part: Vec<Job> = jobs.by_ref().take(MAX_BATCH).collect();
-                    self.apply_with_retry(settings, rules, &writer, part).await;
+                    self.apply_with_retry(settings, rules, &writer, part, &shared.failed_batches)
+                        .await;
                 }
                 if let Err(e) = self.journal_prune_applied(&writer).await {
                     tracing::warn!(error = %e, writer, "ingest journal prune failed");
@@ -698,6 +713,7 @@ impl Store {
             routes: std::sync::Arc::new(routes),
             silences,
             alerts: Map::default(),
+            displaced: Vec::new(),
             links: Map::default(),
             new_links: Vec::new(),
             groups: Map::default(),

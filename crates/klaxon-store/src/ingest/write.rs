@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use sqlx::{Any, AssertSqlSafe, Transaction};
 
-use super::batch::{AlertRow, Batch, IncState, RowState};
+use super::batch::{AlertRow, Batch, IncState, RowState, Set};
 use crate::incidents::{to_json, write_services};
 use crate::{Backend, StoreError};
 
@@ -219,6 +219,33 @@ fn push_array_text(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// An alert row's values, in the order of `flush`'s alert columns.
+fn alert_values(r: AlertRow) -> Result<Vec<Val>, StoreError> {
+    Ok(vec![
+        Val::I(r.pk),
+        Val::S(r.integration_id),
+        Val::S(r.dedup_key),
+        Val::S(r.status),
+        Val::I(r.acknowledged as i64),
+        Val::OS(r.suppressed_by),
+        Val::I(r.flapping as i64),
+        Val::S(to_json(&r.changes)?),
+        Val::S(r.summary),
+        Val::OS(r.severity),
+        Val::OS(r.source),
+        Val::S(to_json(&r.labels)?),
+        Val::S(to_json(&r.annotations)?),
+        Val::S(r.links),
+        Val::S(r.details),
+        Val::I(r.starts_at),
+        Val::OI(r.ends_at),
+        Val::I(r.last_seen_at),
+        Val::I(r.receive_count),
+        Val::I(r.created_at),
+        Val::I(r.last_seen_at),
+    ])
+}
+
 impl Batch<'_> {
     // ---- writing -----------------------------------------------------
 
@@ -321,64 +348,63 @@ impl Batch<'_> {
             "created_at",
             "updated_at",
         ];
-        let mut changed: Vec<AlertRow> = self
+        // Rows new to the table are plain inserts; only changed ones pay for
+        // `ON CONFLICT` (measured on PostgreSQL: a third more per row, and the
+        // alerts insert is its biggest statement). Changed rows go first: a
+        // resolution frees the "one firing alert per key" index for a new row.
+        let (mut new, mut changed): (Vec<AlertRow>, Vec<AlertRow>) = self
             .alerts
             .into_values()
+            .chain(self.displaced)
             .filter(|r| r.state != RowState::Clean)
-            .collect();
+            .partition(|r| r.state == RowState::New);
+        new.sort_by_key(|r| r.pk);
         changed.sort_by_key(|r| r.pk);
-        // Serialised chunk by chunk, while the chunk before is written.
-        let rows = changed.into_iter().map(|r| {
-            Ok(vec![
-                Val::I(r.pk),
-                Val::S(r.integration_id),
-                Val::S(r.dedup_key),
-                Val::S(r.status),
-                Val::I(r.acknowledged as i64),
-                Val::OS(r.suppressed_by),
-                Val::I(r.flapping as i64),
-                Val::S(to_json(&r.changes)?),
-                Val::S(r.summary),
-                Val::OS(r.severity),
-                Val::OS(r.source),
-                Val::S(to_json(&r.labels)?),
-                Val::S(to_json(&r.annotations)?),
-                Val::S(r.links),
-                Val::S(r.details),
-                Val::I(r.starts_at),
-                Val::OI(r.ends_at),
-                Val::I(r.last_seen_at),
-                Val::I(r.receive_count),
-                Val::I(r.created_at),
-                Val::I(r.last_seen_at),
-            ])
-        });
-        // Resolutions first would free the "one firing alert per key" index for
-        // a refire in the same statement; rows are distinct keys, so order by pk suffices.
+        let new_pks: Set<i64> = new.iter().map(|r| r.pk).collect();
         insert_rows(
             tx,
             backend,
             "alerts",
             &alert_cols,
-            rows,
+            changed.into_iter().map(alert_values),
             " ON CONFLICT (pk) DO UPDATE SET status = excluded.status, acknowledged = excluded.acknowledged, suppressed_by = excluded.suppressed_by, \
              flapping = excluded.flapping, changes = excluded.changes, summary = excluded.summary, labels = excluded.labels, \
              annotations = excluded.annotations, ends_at = excluded.ends_at, last_seen_at = excluded.last_seen_at, \
              receive_count = excluded.receive_count, updated_at = excluded.updated_at",
         )
         .await?;
-        // Links and groups.
-        let links: Vec<Vec<Val>> = self
+        // Serialised chunk by chunk, while the chunk before is written.
+        insert_rows(
+            tx,
+            backend,
+            "alerts",
+            &alert_cols,
+            new.into_iter().map(alert_values),
+            "",
+        )
+        .await?;
+        // Links and groups: a new alert has no links yet.
+        let (fresh, more): (Vec<_>, Vec<_>) = self
             .new_links
             .into_iter()
             .map(|(i, a, r)| vec![Val::I(i), Val::I(a), Val::S(r)])
-            .collect();
+            .partition(|row| matches!(row[1], Val::I(a) if new_pks.contains(&a)));
+        let link_cols = ["incident_pk", "alert_pk", "route"];
         insert_rows(
             tx,
             backend,
             "incident_alerts",
-            &["incident_pk", "alert_pk", "route"],
-            links.into_iter().map(Ok),
+            &link_cols,
+            fresh.into_iter().map(Ok),
+            "",
+        )
+        .await?;
+        insert_rows(
+            tx,
+            backend,
+            "incident_alerts",
+            &link_cols,
+            more.into_iter().map(Ok),
             " ON CONFLICT (incident_pk, alert_pk) DO NOTHING",
         )
         .await?;

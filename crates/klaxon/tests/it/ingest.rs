@@ -1066,6 +1066,42 @@ both!(a_lone_request_waits_for_company_before_it_is_applied, |app| {
     assert_ne!(fired[2].1, fired[3].1, "applied one by one: {fired:?}");
 });
 
+// An alert that resolves and, past the reuse window, fires again within one
+// applied batch (a journal replayed after a long stop has such batches) is two
+// episodes: the old row updated to resolved, a new row firing. The batch
+// writes both, the update first, so that the "one firing alert per key" index
+// holds; it does not fail and fall back to applying request by request.
+both!(a_resolve_and_a_new_episode_in_one_batch_are_two_rows, |app| {
+    let info = prom_integration(&app).await;
+    let eager = start_ingestor(&app, Some(std::time::Duration::ZERO));
+    let fire = || trigger("episode", "disk full", "DiskFull", "warning", "disk");
+    eager.submit(info.clone(), vec![fire()], app.clock_now()).await.unwrap();
+    let lingering = start_ingestor(&app, Some(std::time::Duration::from_secs(3)));
+    let resolve = klaxon_domain::alert::AlertInput {
+        action: klaxon_domain::alert::AlertAction::Resolve,
+        ..fire()
+    };
+    let later = [SignedDuration::from_mins(1), SignedDuration::from_hours(2)];
+    for (alert, after) in [resolve, fire()].into_iter().zip(later) {
+        lingering
+            .accept(info.clone(), vec![alert], app.clock_now() + after, false)
+            .await
+            .unwrap();
+    }
+    lingering.settled().await;
+    let alerts = app.client.alerts(&[]).await.unwrap();
+    let mut rows: Vec<(i64, &str)> = alerts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["id"].as_i64().unwrap(), a["status"].as_str().unwrap()))
+        .collect();
+    rows.sort();
+    let statuses: Vec<&str> = rows.iter().map(|r| r.1).collect();
+    assert_eq!(statuses, ["resolved", "firing"], "{alerts}");
+    assert_eq!(lingering.failed_batches(), 0, "applied as one batch");
+});
+
 // A journal write that fails answers its request with an error and stores
 // nothing of it; the sequence number it took is not used again, so a row that
 // holds it (a commit whose answer was lost) cannot make later requests fail.

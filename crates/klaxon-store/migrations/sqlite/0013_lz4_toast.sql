@@ -1,0 +1,3 @@
+-- PostgreSQL compresses wide values with lz4 from here on. SQLite does not
+-- compress values: nothing to do.
+SELECT 1;
