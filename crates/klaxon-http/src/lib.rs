@@ -35,7 +35,7 @@ pub use alerting::{check_route, silence_from};
 pub use error::ApiError;
 pub use extract::MAX_BODY;
 pub use openapi::ApiDoc;
-pub use state::{AppState, AuthSettings};
+pub use state::{AppParts, AppState, AuthSettings};
 
 async fn fallback() -> ApiError {
     ApiError::not_found("no such endpoint")

@@ -14,9 +14,29 @@ pub struct AuthSettings {
     pub require_token_for_reads: bool,
 }
 
-/// What every handler can reach. Cheap to clone.
+/// What every handler can reach: one shared [`AppParts`]. A clone (axum makes
+/// one per request) is one reference count, not one per field. Fields are set
+/// through `DerefMut` while the state is being assembled, before it is shared.
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for AppState {
+    /// Copies the parts only if the state is shared already.
+    fn deref_mut(&mut self) -> &mut AppParts {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+/// The parts of [`AppState`].
+#[derive(Clone, Debug)]
+pub struct AppParts {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub catalog: Arc<Catalog>,
@@ -55,7 +75,7 @@ impl AppState {
     ) -> Self {
         let ingest = Arc::new(ingest);
         let ingestor = Ingestor::start(store.clone(), ingest.clone(), clock.clone());
-        AppState {
+        AppState(Arc::new(AppParts {
             store,
             clock,
             catalog,
@@ -71,7 +91,7 @@ impl AppState {
             public_url: None,
             status_page: Arc::default(),
             checks: None,
-        }
+        }))
     }
 
     /// Limit `/api/v1` to `per_second` requests per client address (0 = no limit).
