@@ -44,6 +44,10 @@ where
     let started = std::time::Instant::now();
     let mut rows = rows.into_iter();
     let mut left = rows.len();
+    if left == 0 {
+        // Nothing to write, and nothing for the write-time histogram.
+        return Ok(());
+    }
     let mut next = next_chunk(backend, table, cols, &mut rows, &mut left, suffix);
     while let Some(query) = next {
         let mut running = std::pin::pin!(query?.execute(&mut **tx));
