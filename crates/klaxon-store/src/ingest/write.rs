@@ -377,7 +377,6 @@ impl Batch<'_> {
              receive_count = excluded.receive_count, updated_at = excluded.updated_at",
         )
         .await?;
-        // Serialised chunk by chunk, while the chunk before is written.
         insert_rows(
             tx,
             backend,
@@ -391,27 +390,21 @@ impl Batch<'_> {
         let (fresh, more): (Vec<_>, Vec<_>) = self
             .new_links
             .into_iter()
-            .map(|(i, a, r)| vec![Val::I(i), Val::I(a), Val::S(r)])
-            .partition(|row| matches!(row[1], Val::I(a) if new_pks.contains(&a)));
-        let link_cols = ["incident_pk", "alert_pk", "route"];
-        insert_rows(
-            tx,
-            backend,
-            "incident_alerts",
-            &link_cols,
-            fresh.into_iter().map(Ok),
-            "",
-        )
-        .await?;
-        insert_rows(
-            tx,
-            backend,
-            "incident_alerts",
-            &link_cols,
-            more.into_iter().map(Ok),
-            " ON CONFLICT (incident_pk, alert_pk) DO NOTHING",
-        )
-        .await?;
+            .partition(|(_, alert_pk, _)| new_pks.contains(alert_pk));
+        for (links, suffix) in [(fresh, ""), (more, " ON CONFLICT (incident_pk, alert_pk) DO NOTHING")] {
+            let rows = links
+                .into_iter()
+                .map(|(i, a, r)| Ok(vec![Val::I(i), Val::I(a), Val::S(r)]));
+            insert_rows(
+                tx,
+                backend,
+                "incident_alerts",
+                &["incident_pk", "alert_pk", "route"],
+                rows,
+                suffix,
+            )
+            .await?;
+        }
         let now = incidents
             .iter()
             .map(|(_, s)| s.inc.updated_at.as_millisecond())
