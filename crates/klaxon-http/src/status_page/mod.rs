@@ -68,6 +68,9 @@ struct Deps {
 pub struct StatusPage {
     cfg: StatusPageConfig,
     current: ArcSwap<Snapshot>,
+    /// One rebuild at a time: of two overlapping ones, the one that read the
+    /// store first could otherwise publish last and leave the page stale.
+    rebuilding: tokio::sync::Mutex<()>,
     deps: std::sync::OnceLock<Deps>,
     /// Subscriptions per client address (1/s, bursts of 5).
     limiter: crate::limits::KeyedLimiter,
@@ -93,6 +96,7 @@ impl StatusPage {
         Self {
             cfg,
             current: ArcSwap::from_pointee(Snapshot::default()),
+            rebuilding: tokio::sync::Mutex::new(()),
             deps: std::sync::OnceLock::new(),
             limiter: crate::limits::KeyedLimiter::new(1, 5),
         }
@@ -117,6 +121,7 @@ impl StatusPage {
 
     /// Rebuild everything from the store now.
     pub async fn refresh(&self, store: &Store, catalog: &Catalog, now: Timestamp) -> Result<(), String> {
+        let _one_at_a_time = self.rebuilding.lock().await;
         let cfg = &self.cfg;
         let since = now
             .checked_sub(jiff::SignedDuration::from_hours(24 * i64::from(cfg.history_days)))
