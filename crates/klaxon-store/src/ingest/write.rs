@@ -177,21 +177,77 @@ fn bind_rows(
     q
 }
 
-/// PostgreSQL: each column of `rows` as the text of an array literal, with the
-/// `$N::type[]` cast that reads it (bigint or text, from the first row's values).
+/// Separates the values of a text column in [`column_arrays`] (ASCII record separator).
+const SEP: char = '\u{1e}';
+/// Stands for NULL among them (ASCII unit separator).
+const NULL_MARK: char = '\u{1f}';
+
+/// How [`column_arrays`] passes one column.
+#[derive(Clone, Copy, PartialEq)]
+enum ColumnText {
+    /// `$N::bigint[]`: an array literal of numbers.
+    Numbers,
+    /// `string_to_array($N, chr(30), chr(31))`: the values joined by [`SEP`], each
+    /// after one. PostgreSQL splits that at the separators without looking at the
+    /// values, where an array literal of JSON texts (quotes escaped) made it
+    /// unescape every byte: `array_in` was a fifth of its time writing a
+    /// batch-100 run.
+    Joined,
+    /// `$N::text[]`: an array literal, for a column where a value holds
+    /// [`SEP`] or [`NULL_MARK`] itself.
+    Literal,
+}
+
+/// PostgreSQL: each column of `rows` as one text parameter, with the SQL that
+/// makes it an array (see [`ColumnText`]; bigint or text from the first row's values).
 fn column_arrays(n_cols: usize, rows: Vec<Vec<Val>>) -> (Vec<String>, Vec<String>) {
-    let casts = (0..n_cols)
-        .map(|c| {
-            let ty = match rows.first().and_then(|r| r.get(c)) {
-                Some(Val::I(_)) | Some(Val::OI(_)) => "bigint",
-                _ => "text",
-            };
-            format!("${}::{ty}[]", c + 1)
+    let mut kinds: Vec<ColumnText> = (0..n_cols)
+        .map(|c| match rows.first().and_then(|r| r.get(c)) {
+            Some(Val::I(_)) | Some(Val::OI(_)) => ColumnText::Numbers,
+            _ => ColumnText::Joined,
         })
         .collect();
-    let mut arrays: Vec<String> = vec![String::from("{"); n_cols];
+    for row in &rows {
+        for (kind, v) in kinds.iter_mut().zip(row) {
+            if let Val::S(s) | Val::OS(Some(s)) = v
+                && *kind == ColumnText::Joined
+                && s.contains([SEP, NULL_MARK])
+            {
+                *kind = ColumnText::Literal;
+            }
+        }
+    }
+    let casts = kinds
+        .iter()
+        .enumerate()
+        .map(|(c, kind)| match kind {
+            ColumnText::Numbers => format!("${}::bigint[]", c + 1),
+            ColumnText::Literal => format!("${}::text[]", c + 1),
+            // Each value follows a separator, so the first element is an empty
+            // one to drop (and one empty value still makes an element).
+            ColumnText::Joined => format!("(string_to_array(${}, chr(30), chr(31)))[2:]", c + 1),
+        })
+        .collect();
+    let mut arrays: Vec<String> = kinds
+        .iter()
+        .map(|k| match k {
+            ColumnText::Joined => String::new(),
+            _ => String::from("{"),
+        })
+        .collect();
     for (r, row) in rows.into_iter().enumerate() {
-        for (a, v) in arrays.iter_mut().zip(row) {
+        for ((a, v), kind) in arrays.iter_mut().zip(row).zip(&kinds) {
+            if *kind == ColumnText::Joined {
+                a.push(SEP);
+                match v {
+                    Val::S(s) | Val::OS(Some(s)) => a.push_str(&s),
+                    Val::I(i) | Val::OI(Some(i)) => {
+                        let _ = write!(a, "{i}");
+                    }
+                    Val::OI(None) | Val::OS(None) => a.push(NULL_MARK),
+                }
+                continue;
+            }
             if r > 0 {
                 a.push(',');
             }
@@ -204,8 +260,10 @@ fn column_arrays(n_cols: usize, rows: Vec<Vec<Val>>) -> (Vec<String>, Vec<String
             }
         }
     }
-    for a in &mut arrays {
-        a.push('}');
+    for (a, kind) in arrays.iter_mut().zip(&kinds) {
+        if *kind != ColumnText::Joined {
+            a.push('}');
+        }
     }
     (casts, arrays)
 }
@@ -477,6 +535,35 @@ impl Batch<'_> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn postgres_text_columns_are_joined_unless_a_value_holds_a_separator() {
+        use super::Val::{I, OS, S};
+        let rows = vec![
+            vec![I(1), S(String::new()), OS(None), S("a\u{1e}b".into())],
+            vec![I(2), S("x \"y\"".into()), OS(Some("z".into())), S("c".into())],
+        ];
+        let (casts, params) = super::column_arrays(4, rows);
+        assert_eq!(
+            casts,
+            [
+                "$1::bigint[]",
+                "(string_to_array($2, chr(30), chr(31)))[2:]",
+                "(string_to_array($3, chr(30), chr(31)))[2:]",
+                "$4::text[]"
+            ]
+        );
+        // Every value after a separator: an empty one is an element of its own.
+        assert_eq!(
+            params,
+            [
+                "{1,2}",
+                "\u{1e}\u{1e}x \"y\"",
+                "\u{1e}\u{1f}\u{1e}z",
+                "{\"a\u{1e}b\",\"c\"}"
+            ]
+        );
+    }
+
     #[test]
     fn sqlite_lists_come_in_few_lengths() {
         assert_eq!(

@@ -871,6 +871,54 @@ both!(an_alert_refiring_and_resolving_in_one_request_is_counted_once, |app| {
     assert_eq!((after.status, after.reopen_count), (Status::Resolved, 1), "{after:?}");
 });
 
+// On PostgreSQL a batch's text columns travel as one parameter each, values
+// joined by ASCII separators (0x1E, 0x1F for NULL): values that hold those very
+// characters (keys may; titles may not), quotes, backslashes, NULLs beside
+// values, all come back exactly.
+both!(values_holding_separators_quotes_and_nulls_are_stored_exactly, |app| {
+    let key = integration(&app, "cron", IntegrationFormat::Generic).await;
+    let path = format!("/ingest/generic/{key}");
+    let weird = [
+        ("k\u{1e}1", "record separator in the key", Some("critical")),
+        ("\u{1f}", "a key that is the NULL mark", None),
+        ("k3", "\"quoted\" \\ {braces}, commas", Some("warning")),
+        ("k4", "plain", None),
+    ];
+    let alerts: Vec<Value> = weird
+        .iter()
+        .map(|(dedup, title, sev)| {
+            let mut a = json!({"title": title, "dedup_key": dedup,
+                "labels": {"sep": "a\u{1e}b", "null_mark": "\u{1f}", "empty": ""}});
+            if let Some(sev) = sev {
+                a["severity"] = json!(sev);
+            }
+            a
+        })
+        .collect();
+    let (status, body) = post(&app, &path, json!(alerts).to_string().into_bytes()).await;
+    assert_eq!(status, 200, "{body}");
+    for (i, (dedup, title, sev)) in weird.iter().enumerate() {
+        let id = body["alerts"][i]["alert_id"].to_string();
+        let alert = app.client.alert(&id).await.unwrap();
+        assert_eq!(
+            (alert.dedup_key.as_str(), alert.summary.as_str()),
+            (*dedup, *title),
+            "alert {i}"
+        );
+        assert_eq!(
+            alert.severity.as_deref(),
+            *sev,
+            "alert {i}: NULL stays NULL, values stay values"
+        );
+        assert_eq!(alert.labels["sep"], "a\u{1e}b");
+        assert_eq!(alert.labels["null_mark"], "\u{1f}");
+        assert_eq!(alert.labels["empty"], "");
+    }
+    let titles: HashSet<String> = incidents(&app).await.into_iter().map(|i| i.title).collect();
+    let want: HashSet<String> = weird.iter().map(|w| w.1.to_string()).collect();
+    assert!(want.is_subset(&titles), "{titles:?}");
+});
+
 // The default answer comes once the alerts are committed to the journal; the
 // applier then opens the incident.
 both!(accepted_alerts_are_committed_then_applied, |app| {
