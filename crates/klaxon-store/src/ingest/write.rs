@@ -207,14 +207,20 @@ fn column_arrays(n_cols: usize, rows: Vec<Vec<Val>>) -> (Vec<String>, Vec<String
             _ => ColumnText::Joined,
         })
         .collect();
+    // Bytes each parameter takes (allocated once: a batch's column can be a
+    // megabyte, and growing it copied it over and over).
+    let mut sizes = vec![2usize; n_cols];
     for row in &rows {
-        for (kind, v) in kinds.iter_mut().zip(row) {
-            if let Val::S(s) | Val::OS(Some(s)) = v
-                && *kind == ColumnText::Joined
-                && s.contains([SEP, NULL_MARK])
-            {
-                *kind = ColumnText::Literal;
-            }
+        for ((kind, size), v) in kinds.iter_mut().zip(&mut sizes).zip(row) {
+            *size += match v {
+                Val::S(s) | Val::OS(Some(s)) => {
+                    if *kind == ColumnText::Joined && memchr::memchr2(0x1e, 0x1f, s.as_bytes()).is_some() {
+                        *kind = ColumnText::Literal;
+                    }
+                    s.len() + 3
+                }
+                _ => 21,
+            };
         }
     }
     let casts = kinds
@@ -230,9 +236,13 @@ fn column_arrays(n_cols: usize, rows: Vec<Vec<Val>>) -> (Vec<String>, Vec<String
         .collect();
     let mut arrays: Vec<String> = kinds
         .iter()
-        .map(|k| match k {
-            ColumnText::Joined => String::new(),
-            _ => String::from("{"),
+        .zip(sizes)
+        .map(|(k, size)| {
+            let mut a = String::with_capacity(size);
+            if *k != ColumnText::Joined {
+                a.push('{');
+            }
+            a
         })
         .collect();
     for (r, row) in rows.into_iter().enumerate() {
