@@ -39,8 +39,11 @@ pub(super) struct AlertRow {
     pub(super) summary: String,
     pub(super) severity: Option<String>,
     pub(super) source: Option<String>,
-    pub(super) labels: BTreeMap<String, String>,
-    pub(super) annotations: BTreeMap<String, String>,
+    /// Labels and annotations as stored (JSON objects): nothing in a batch reads
+    /// them, so they are encoded once from the request, and a row loaded to be
+    /// updated writes its text back without decoding it.
+    pub(super) labels: String,
+    pub(super) annotations: String,
     pub(super) links: String,
     pub(super) details: String,
     pub(super) starts_at: i64,
@@ -223,10 +226,6 @@ pub(super) fn outcome(a: &AlertInput, pk: Option<i64>, result: &str, incidents: 
 
 pub(super) fn actor(integ: &IntegrationInfo) -> String {
     format!("integration:{}", integ.name)
-}
-
-pub(super) fn parse_map(text: &str) -> BTreeMap<String, String> {
-    serde_json::from_str(text).unwrap_or_default()
 }
 
 /// The declaration an alert makes under a route. Fields the catalog would
@@ -488,8 +487,8 @@ impl<'s> Batch<'s> {
                         summary: r.try_get("summary")?,
                         severity: r.try_get("severity")?,
                         source: r.try_get("source")?,
-                        labels: parse_map(&r.try_get::<String, _>("labels")?),
-                        annotations: parse_map(&r.try_get::<String, _>("annotations")?),
+                        labels: r.try_get("labels")?,
+                        annotations: r.try_get("annotations")?,
                         links: r.try_get("links")?,
                         details: r.try_get("details")?,
                         starts_at: r.try_get("starts_at")?,
@@ -980,8 +979,8 @@ impl<'s> Batch<'s> {
                     p.last_seen_at = now_ms;
                     p.receive_count += 1;
                     p.summary = a.summary.clone();
-                    p.labels = a.labels.clone();
-                    p.annotations = a.annotations.clone();
+                    p.labels = to_json(&a.labels)?;
+                    p.annotations = to_json(&a.annotations)?;
                     if unsuppress {
                         p.suppressed_by = None;
                     }
@@ -1029,8 +1028,8 @@ impl<'s> Batch<'s> {
                     p.last_seen_at = now_ms;
                     p.receive_count += 1;
                     p.summary = a.summary.clone();
-                    p.labels = a.labels.clone();
-                    p.annotations = a.annotations.clone();
+                    p.labels = to_json(&a.labels)?;
+                    p.annotations = to_json(&a.annotations)?;
                     p.state = dirty(&p);
                     let pk = p.pk;
                     self.put_alert(&key, p);
@@ -1061,8 +1060,8 @@ impl<'s> Batch<'s> {
                         summary: a.summary.clone(),
                         severity: a.severity.clone(),
                         source: a.source.clone(),
-                        labels: a.labels.clone(),
-                        annotations: a.annotations.clone(),
+                        labels: to_json(&a.labels)?,
+                        annotations: to_json(&a.annotations)?,
                         links: to_json(&a.links)?,
                         details: to_json(&a.details)?,
                         starts_at: a.starts_at.map(|t| t.as_millisecond()).unwrap_or(now_ms),

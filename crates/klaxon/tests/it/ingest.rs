@@ -917,6 +917,21 @@ both!(values_holding_separators_quotes_and_nulls_are_stored_exactly, |app| {
     let titles: HashSet<String> = incidents(&app).await.into_iter().map(|i| i.title).collect();
     let want: HashSet<String> = weird.iter().map(|w| w.1.to_string()).collect();
     assert!(want.is_subset(&titles), "{titles:?}");
+
+    // A repeat replaces labels and annotations; a resolution keeps them as stored.
+    let id = body["alerts"][2]["alert_id"].to_string();
+    let again = json!({"title": weird[2].1, "dedup_key": "k3", "labels": {"sep": "changed \"again\""},
+        "annotations": {"note": "second"}});
+    let (status, _) = post(&app, &path, again.to_string().into_bytes()).await;
+    assert_eq!(status, 200);
+    let resolve = json!({"title": weird[2].1, "dedup_key": "k3", "status": "resolved"});
+    let (status, _) = post(&app, &path, resolve.to_string().into_bytes()).await;
+    assert_eq!(status, 200);
+    let alert = app.client.alert(&id).await.unwrap();
+    assert_eq!((alert.status.as_str(), alert.receive_count), ("resolved", 2));
+    assert_eq!(alert.labels.len(), 1, "{:?}", alert.labels);
+    assert_eq!(alert.labels["sep"], "changed \"again\"");
+    assert_eq!(alert.annotations["note"], "second");
 });
 
 // The default answer comes once the alerts are committed to the journal; the
