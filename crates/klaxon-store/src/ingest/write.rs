@@ -19,8 +19,8 @@ pub(super) enum Val {
 /// Insert `rows` into `table`, a chunk per statement.
 ///
 /// SQLite: `INSERT … VALUES (…), (…)` in chunks under its parameter limit.
-/// PostgreSQL: `INSERT … SELECT * FROM UNNEST($1::bigint[], $2::text[], …)` with one
-/// array per column. Its text never changes, so PostgreSQL prepares and plans it once;
+/// PostgreSQL: `INSERT … SELECT * FROM UNNEST($1::bigint[], …)` with one
+/// parameter per column (see [`column_arrays`]). Its text never changes, so PostgreSQL prepares and plans it once;
 /// a VALUES list of thousands of rows was parsed, planned and initialised anew for
 /// every batch (a third of the server's time on the ingest path).
 ///
