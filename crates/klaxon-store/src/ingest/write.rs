@@ -214,7 +214,9 @@ fn column_arrays(n_cols: usize, rows: Vec<Vec<Val>>) -> (Vec<String>, Vec<String
         for ((kind, size), v) in kinds.iter_mut().zip(&mut sizes).zip(row) {
             *size += match v {
                 Val::S(s) | Val::OS(Some(s)) => {
-                    if *kind == ColumnText::Joined && memchr::memchr2(0x1e, 0x1f, s.as_bytes()).is_some() {
+                    if *kind == ColumnText::Joined
+                        && memchr::memchr2(SEP as u8, NULL_MARK as u8, s.as_bytes()).is_some()
+                    {
                         *kind = ColumnText::Literal;
                     }
                     s.len() + 3
@@ -231,7 +233,12 @@ fn column_arrays(n_cols: usize, rows: Vec<Vec<Val>>) -> (Vec<String>, Vec<String
             ColumnText::Literal => format!("${}::text[]", c + 1),
             // Each value follows a separator, so the first element is an empty
             // one to drop (and one empty value still makes an element).
-            ColumnText::Joined => format!("(string_to_array(${}, chr(30), chr(31)))[2:]", c + 1),
+            ColumnText::Joined => format!(
+                "(string_to_array(${}, chr({}), chr({})))[2:]",
+                c + 1,
+                SEP as u32,
+                NULL_MARK as u32
+            ),
         })
         .collect();
     let mut arrays: Vec<String> = kinds
@@ -247,25 +254,19 @@ fn column_arrays(n_cols: usize, rows: Vec<Vec<Val>>) -> (Vec<String>, Vec<String
         .collect();
     for (r, row) in rows.into_iter().enumerate() {
         for ((a, v), kind) in arrays.iter_mut().zip(row).zip(&kinds) {
-            if *kind == ColumnText::Joined {
-                a.push(SEP);
-                match v {
-                    Val::S(s) | Val::OS(Some(s)) => a.push_str(&s),
-                    Val::I(i) | Val::OI(Some(i)) => {
-                        let _ = write!(a, "{i}");
-                    }
-                    Val::OI(None) | Val::OS(None) => a.push(NULL_MARK),
-                }
-                continue;
-            }
-            if r > 0 {
-                a.push(',');
+            let joined = *kind == ColumnText::Joined;
+            match (joined, r) {
+                (true, _) => a.push(SEP),
+                (false, 0) => {}
+                (false, _) => a.push(','),
             }
             match v {
                 Val::I(i) | Val::OI(Some(i)) => {
                     let _ = write!(a, "{i}");
                 }
+                Val::S(s) | Val::OS(Some(s)) if joined => a.push_str(&s),
                 Val::S(s) | Val::OS(Some(s)) => push_array_text(a, &s),
+                Val::OI(None) | Val::OS(None) if joined => a.push(NULL_MARK),
                 Val::OI(None) | Val::OS(None) => a.push_str("NULL"),
             }
         }
