@@ -264,6 +264,7 @@ impl Store {
             return Ok(Store {
                 backend: Backend::Postgres,
                 journal,
+                journal_file: None,
                 write: pool.clone(),
                 read: pool,
                 rules_generation: Default::default(),
@@ -331,10 +332,11 @@ impl Store {
             .after_connect(setup(pragmas))
             .connect(&crate::ingest::sqlite_journal_url(&sqlite))
             .await?;
-        crate::ingest::create_sqlite_journal(&journal).await?;
+        let journal_file = crate::ingest::create_sqlite_journal(&journal, &sync).await?;
         Ok(Store {
             backend: Backend::Sqlite,
             journal,
+            journal_file,
             write,
             read,
             rules_generation: Default::default(),

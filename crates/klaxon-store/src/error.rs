@@ -24,6 +24,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// The SQLite ingest journal, written without sqlx (ingest/journal.rs).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
 }
 
 /// A stored Unix-millisecond time; out of range means the row is corrupt.

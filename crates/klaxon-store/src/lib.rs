@@ -46,6 +46,8 @@ pub struct Store {
     read: AnyPool,
     /// The ingest journal: a second file on SQLite, the main pool on PostgreSQL.
     journal: AnyPool,
+    /// SQLite: the journal's file, which the intake writes with a connection of its own.
+    journal_file: Option<ingest::JournalFile>,
     /// Bumped when routes or silences change, so cached copies are refreshed.
     rules_generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Rung after commits that change timers or notifications.

@@ -11,6 +11,12 @@
 //! On SQLite the journal is a second file (`<file>-intake`) so that accepting
 //! never waits for the main file's write lock; on PostgreSQL it is the
 //! `ingest_journal` table.
+//!
+//! On SQLite the intake writes the file itself, on its own thread, through a
+//! rusqlite connection ([`DirectJournal`]): through sqlx each group commit went
+//! to a worker thread and back, and with one-alert requests those hand-offs,
+//! not the disk, set the pace (measured: 83 → 70 µs of server CPU per request,
+//! 13–14k → 15–16k requests/s, 32 connections on 2 cores).
 
 use jiff::Timestamp;
 use klaxon_domain::alert::AlertInput;
@@ -40,11 +46,78 @@ pub(crate) fn sqlite_journal_url(main_url: &str) -> String {
     format!("{path}-intake?{query}")
 }
 
-/// WAL mode and the table, on a freshly opened SQLite journal.
-pub(crate) async fn create_sqlite_journal(pool: &AnyPool) -> Result<(), StoreError> {
+/// WAL mode and the table, on a freshly opened SQLite journal; its file, unless
+/// the journal is in memory (`synchronous` is the database's setting).
+pub(crate) async fn create_sqlite_journal(
+    pool: &AnyPool,
+    synchronous: &str,
+) -> Result<Option<JournalFile>, StoreError> {
     sqlx::query("PRAGMA journal_mode = WAL").execute(pool).await?;
     sqlx::query(SQLITE_SCHEMA).execute(pool).await?;
-    Ok(())
+    let path: String = sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+        .fetch_one(pool)
+        .await?;
+    Ok((!path.is_empty()).then(|| JournalFile {
+        path: path.into(),
+        synchronous: synchronous.to_string(),
+    }))
+}
+
+/// Where a SQLite journal is, for a connection of the intake's own.
+#[derive(Debug, Clone)]
+pub(crate) struct JournalFile {
+    path: std::path::PathBuf,
+    /// `FULL`, `NORMAL` or `EXTRA` (checked when the store was opened).
+    synchronous: String,
+}
+
+/// The SQLite journal as the intake writes it: one connection, used from the
+/// intake's thread only, each call a transaction of its own.
+pub(super) struct DirectJournal {
+    conn: rusqlite::Connection,
+}
+
+const INSERT_ENTRY: &str =
+    "INSERT INTO ingest_journal (writer, seq, integration_id, received_at, alerts) VALUES (?1, ?2, ?3, ?4, ?5)";
+
+impl DirectJournal {
+    pub(super) fn open(file: &JournalFile) -> Result<DirectJournal, StoreError> {
+        let conn = rusqlite::Connection::open(&file.path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute_batch(&format!("PRAGMA synchronous = {}", file.synchronous))?;
+        Ok(DirectJournal { conn })
+    }
+
+    /// [`Store::journal_append`] on this connection: all rows or none.
+    pub(super) fn append(&mut self, writer: &str, entries: &[Entry]) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        let tx = self.conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(INSERT_ENTRY)?;
+            for e in entries {
+                insert.execute(rusqlite::params![
+                    writer,
+                    e.seq,
+                    e.integration_id,
+                    e.received_at.as_millisecond(),
+                    e.alerts
+                ])?;
+            }
+        }
+        // Dropped without a commit (an error above), it rolls back.
+        tx.commit()?;
+        metrics::histogram!("klaxon_ingest_write_seconds", "table" => "ingest_journal")
+            .record(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// [`Store::journal_prune`] on this connection.
+    pub(super) fn prune(&mut self, writer: &str, seq: i64) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "DELETE FROM ingest_journal WHERE writer = ?1 AND seq <= ?2",
+            rusqlite::params![writer, seq],
+        )?)
+    }
 }
 
 /// One journal row to write.
@@ -285,5 +358,62 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreOptions;
+
+    fn entry(seq: i64) -> Entry {
+        Entry {
+            seq,
+            integration_id: "int-1".into(),
+            received_at: Timestamp::from_millisecond(1_700_000_000_000 + seq).unwrap(),
+            alerts: format!(r#"[{{"seq": {seq}, "text": "quote \" and \u001e"}}]"#),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_intake_writes_a_sqlite_journal_file_directly_all_rows_or_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("k.db").display());
+        let store = Store::connect(&StoreOptions::new(url)).await.unwrap();
+        let file = store.journal_file.clone().expect("a file database has a journal file");
+        assert!(file.path.ends_with("k.db-intake"), "{:?}", file.path);
+        let mut journal = DirectJournal::open(&file).unwrap();
+
+        journal.append("w-1", &[entry(1), entry(2)]).unwrap();
+        assert_eq!(store.ingest_journal_len().await.unwrap(), 2);
+        // What the applier of another start would read back (through sqlx).
+        let text: String = sqlx::query_scalar("SELECT alerts FROM ingest_journal WHERE seq = 2")
+            .fetch_one(&store.journal)
+            .await
+            .unwrap();
+        assert_eq!(text, entry(2).alerts);
+
+        // A group with one row that cannot be written leaves none of its rows.
+        sqlx::query(
+            "CREATE TRIGGER seq_4_taken BEFORE INSERT ON ingest_journal WHEN NEW.seq = 4 \
+             BEGIN SELECT RAISE(ABORT, 'seq 4 is taken'); END",
+        )
+        .execute(&store.journal)
+        .await
+        .unwrap();
+        let err = journal.append("w-1", &[entry(3), entry(4)]).unwrap_err();
+        assert!(err.to_string().contains("seq 4 is taken"), "{err}");
+        assert_eq!(store.ingest_journal_len().await.unwrap(), 2, "seq 3 rolled back");
+        journal.append("w-1", &[entry(5)]).unwrap();
+
+        assert_eq!(journal.prune("w-1", 2).unwrap(), 2);
+        assert_eq!(journal.prune("w-2", 9).unwrap(), 0, "another writer's rows only");
+        assert_eq!(store.ingest_journal_len().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_in_memory_journal_has_no_file_to_open() {
+        let store = Store::connect(&StoreOptions::new("sqlite::memory:")).await.unwrap();
+        assert!(store.journal_file.is_none());
     }
 }
