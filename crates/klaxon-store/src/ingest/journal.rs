@@ -71,17 +71,58 @@ pub(crate) struct JournalFile {
     synchronous: String,
 }
 
+/// The intake's way to the journal: on a SQLite file its own rusqlite
+/// connection; otherwise (PostgreSQL, an in-memory journal, a file that could
+/// not be opened again) the journal pool, through a connection it keeps.
+pub(super) enum JournalWriter {
+    Direct(DirectJournal),
+    Pool { held: Option<AnyConnection> },
+}
+
+impl JournalWriter {
+    pub(super) fn open(store: &Store) -> JournalWriter {
+        match store.journal_file.as_ref().map(DirectJournal::open) {
+            Some(Ok(direct)) => JournalWriter::Direct(direct),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "ingest journal written through the pool");
+                JournalWriter::Pool { held: None }
+            }
+            None => JournalWriter::Pool { held: None },
+        }
+    }
+
+    /// Commit a group of requests to the journal: all rows or none.
+    pub(super) async fn append(&mut self, store: &Store, writer: &str, entries: &[Entry]) -> Result<(), StoreError> {
+        match self {
+            JournalWriter::Direct(direct) => direct.append(writer, entries),
+            JournalWriter::Pool { held } => store.journal_append(held, writer, entries).await,
+        }
+    }
+
+    /// Drop this writer's rows up to `seq` (applied already).
+    pub(super) async fn prune(&mut self, store: &Store, writer: &str, seq: i64) -> Result<(), StoreError> {
+        match self {
+            JournalWriter::Direct(direct) => direct.prune(writer, seq).map(|_| ()),
+            JournalWriter::Pool { .. } => store.journal_prune(writer, seq).await.map(|_| ()),
+        }
+    }
+}
+
 /// The SQLite journal as the intake writes it: one connection, used from the
 /// intake's thread only, each call a transaction of its own.
 pub(super) struct DirectJournal {
     conn: rusqlite::Connection,
 }
 
+/// Drop a writer's applied rows (both ways of writing; SQLite reads `$1` and
+/// `$2` as the first and second parameter).
+const PRUNE: &str = "DELETE FROM ingest_journal WHERE writer = $1 AND seq <= $2";
+
 const INSERT_ENTRY: &str =
     "INSERT INTO ingest_journal (writer, seq, integration_id, received_at, alerts) VALUES (?1, ?2, ?3, ?4, ?5)";
 
 impl DirectJournal {
-    pub(super) fn open(file: &JournalFile) -> Result<DirectJournal, StoreError> {
+    fn open(file: &JournalFile) -> Result<DirectJournal, StoreError> {
         let conn = rusqlite::Connection::open(&file.path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(&format!("PRAGMA synchronous = {}", file.synchronous))?;
@@ -113,10 +154,7 @@ impl DirectJournal {
 
     /// [`Store::journal_prune`] on this connection.
     pub(super) fn prune(&mut self, writer: &str, seq: i64) -> Result<usize, StoreError> {
-        Ok(self.conn.execute(
-            "DELETE FROM ingest_journal WHERE writer = ?1 AND seq <= ?2",
-            rusqlite::params![writer, seq],
-        )?)
+        Ok(self.conn.execute(PRUNE, rusqlite::params![writer, seq])?)
     }
 }
 
@@ -196,7 +234,7 @@ impl Store {
 
     /// Drop a writer's rows up to `seq` (applied already).
     pub(super) async fn journal_prune(&self, writer: &str, seq: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM ingest_journal WHERE writer = $1 AND seq <= $2")
+        let done = sqlx::query(PRUNE)
             .bind(writer.to_string())
             .bind(seq)
             .execute(&self.journal)

@@ -40,7 +40,7 @@ mod journal;
 mod write;
 
 use batch::{Batch, Map, Set};
-use journal::{DirectJournal, Entry, Leftover};
+use journal::{Entry, JournalWriter, Leftover};
 pub(crate) use journal::{JournalFile, create_sqlite_journal, sqlite_journal_url};
 
 /// What ingestion needs besides the database.
@@ -265,7 +265,7 @@ impl Ingestor {
 /// own: a flood of requests, which keeps the server's workers busy, does not
 /// also hold up applying them (measured: about 6 % more alerts applied per
 /// second at batch 100), and the intake can write its journal file without an
-/// `await` ([`DirectJournal`]). A stage stops with the runtime that started
+/// `await` ([`JournalWriter`]). A stage stops with the runtime that started
 /// it, as a task of that runtime would. On PostgreSQL they stay tasks of the
 /// server's runtime: connections they opened would be driven by their runtime,
 /// and wait whenever it is busy deciding a batch, also when a request handler
@@ -317,15 +317,7 @@ async fn run_intake(
             None
         }
     };
-    let mut held = None;
-    // SQLite: written from this thread directly, or (the file cannot be
-    // opened a second time, an in-memory journal) through the pool.
-    let mut direct = match &store.journal_file {
-        Some(file) => DirectJournal::open(file)
-            .inspect_err(|e| tracing::warn!(error = %e, "ingest journal written through the pool"))
-            .ok(),
-        None => None,
-    };
+    let mut journal = JournalWriter::open(&store);
     let mut next_seq = 1i64;
     let mut pruned = 0i64;
     let mut last_prune = std::time::Instant::now();
@@ -341,10 +333,7 @@ async fn run_intake(
                 alerts: std::mem::take(&mut x.text),
             })
             .collect();
-        let result = match direct.as_mut() {
-            Some(journal) => journal.append(&shared.writer, &entries),
-            None => store.journal_append(&mut held, &shared.writer, &entries).await,
-        };
+        let result = journal.append(&store, &shared.writer, &entries).await;
         // Used up even if the write failed: a write whose commit went through
         // but whose answer was lost would otherwise make every later group
         // collide with its rows. A gap in the sequence is harmless.
@@ -374,11 +363,7 @@ async fn run_intake(
         // Applied rows leave the journal now and then (not in the hot path).
         let applied = shared.applied.load(Ordering::Acquire);
         if applied > pruned && last_prune.elapsed() > std::time::Duration::from_secs(1) {
-            let done = match direct.as_mut() {
-                Some(journal) => journal.prune(&shared.writer, applied).map(|_| ()),
-                None => store.journal_prune(&shared.writer, applied).await.map(|_| ()),
-            };
-            match done {
+            match journal.prune(&store, &shared.writer, applied).await {
                 Ok(()) => pruned = applied,
                 Err(e) => tracing::warn!(error = %e, "ingest journal prune failed; retried later"),
             }
