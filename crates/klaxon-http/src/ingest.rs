@@ -422,8 +422,8 @@ async fn ingest_path_inner(
     body: Bytes,
     format: IntegrationFormat,
 ) -> ApiResult<Response> {
-    // A full backlog refuses before the body is parsed: senders retry at once.
-    s.ingestor.check_room().map_err(ingest_failed)?;
+    // A full backlog holds the request (or refuses it) before the body is parsed.
+    s.ingestor.wait_for_room().await.map_err(ingest_failed)?;
     let info = integration_for(&s, &key, format).await?;
     let alerts = match format {
         IntegrationFormat::Alertmanager => parse_alertmanager(&body, false)?,
@@ -669,7 +669,7 @@ fn parse_pagerduty(v: &Value) -> Result<(String, AlertInput), Vec<String>> {
     responses((status = 202, description = "{\"status\":\"success\",\"message\":\"Event processed\",\"dedup_key\":\"...\"}"),
         (status = 400, description = "{\"status\":\"invalid event\",\"message\":...,\"errors\":[...]}"), (status = 429)))]
 pub async fn pagerduty(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    if s.ingestor.check_room().is_err() {
+    if s.ingestor.wait_for_room().await.is_err() {
         return throttled();
     }
     let value: Value = match serde_json::from_slice(&body) {

@@ -28,7 +28,7 @@ pub use connect::{Backend, StoreOptions};
 pub use documents::Collection;
 pub use error::StoreError;
 pub use incidents::ListFilter;
-pub use ingest::{DEFAULT_MAX_BACKLOG, IngestSettings, Ingestor, Outcomes};
+pub use ingest::{DEFAULT_BACKLOG_WAIT, DEFAULT_MAX_BACKLOG, IngestSettings, Ingestor, Outcomes};
 pub use integrations::new_integration_key;
 pub use outbox::{ClaimedNotification, Delivery, Notification, NotificationFilter};
 pub use probes::{Compaction, ComponentDay, Counts, ProbeRecord, ProbeState, StateUpdate};

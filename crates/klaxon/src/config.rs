@@ -80,11 +80,18 @@ pub struct IngestConfig {
     pub rate_limit_burst: u32,
     #[serde(default)]
     pub flapping: Option<FlapPolicy>,
-    /// Most alerts accepted (committed) and not yet applied; beyond it
-    /// senders get 503 (429 on `/v2/enqueue`) with `Retry-After` and retry.
+    /// Most alerts accepted (committed) and not yet applied; beyond it a
+    /// request waits up to `backlog_wait` for room, then gets 503 (429 on
+    /// `/v2/enqueue`) with `Retry-After`.
     #[serde(default = "default_max_backlog")]
     pub max_backlog: usize,
+    /// Default 2s; `0s` refuses at once.
+    #[serde(default, with = "klaxon_domain::duration::opt")]
+    pub backlog_wait: Option<std::time::Duration>,
 }
+
+/// Longest `ingest.backlog_wait`.
+const MAX_BACKLOG_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn default_max_backlog() -> usize {
     klaxon_store::DEFAULT_MAX_BACKLOG
@@ -104,6 +111,7 @@ impl Default for IngestConfig {
             rate_limit_per_second: default_rate(),
             rate_limit_burst: default_burst(),
             max_backlog: default_max_backlog(),
+            backlog_wait: None,
             flapping: None,
         }
     }
@@ -369,6 +377,19 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             format!(
                 "{}: at least 1000 (alerts accepted and waiting to be applied; fewer would refuse ordinary bursts)",
                 fc.ingest.max_backlog
+            ),
+        ));
+    }
+    if let Some(w) = fc.ingest.backlog_wait
+        && w > MAX_BACKLOG_WAIT
+    {
+        return Err(err(
+            0,
+            "ingest.backlog_wait",
+            format!(
+                "{}: at most {} (a request held longer outlasts its sender's timeout)",
+                klaxon_domain::duration::format(w),
+                klaxon_domain::duration::format(MAX_BACKLOG_WAIT)
             ),
         ));
     }

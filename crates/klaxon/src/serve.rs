@@ -151,6 +151,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ingest.flap = f;
     }
     ingest.max_backlog = r.config.file.ingest.max_backlog;
+    if let Some(w) = r.config.file.ingest.backlog_wait {
+        ingest.backlog_wait = w;
+    }
     let rate = (
         r.config.file.ingest.rate_limit_per_second,
         r.config.file.ingest.rate_limit_burst,

@@ -272,10 +272,13 @@ fn config_check_reports_file_line_and_key() {
     assert_eq!(code, 1);
     assert!(err.contains("typo.yaml:2") && err.contains("severity"), "{err}");
 
-    // A backlog too small to take a burst, or not a number.
+    // A backlog too small to take a burst, or not a number; a wait for room
+    // longer than senders wait, or not a duration.
     for (body, needle) in [
         ("ingest:\n  max_backlog: 10\n", "ingest.max_backlog: 10: at least 1000"),
         ("ingest:\n  max_backlog: lots\n", "backlog.yaml:2: ingest.max_backlog"),
+        ("ingest:\n  backlog_wait: 5m\n", "ingest.backlog_wait: 5m: at most 30s"),
+        ("ingest:\n  backlog_wait: soon\n", "backlog.yaml:2: ingest.backlog_wait"),
     ] {
         let f = dir.path().join("backlog.yaml");
         std::fs::write(&f, body).expect("write");

@@ -1252,12 +1252,51 @@ async fn dropped_database_connections_are_replaced() {
     assert_eq!(keys, ["after", "before"]);
 }
 
-// More alerts waiting than the server holds: refused with a retry hint, nothing stored.
+// A burst beyond the backlog is held until the applier makes room, not refused:
+// with room for one alert at a time, every one of 24 concurrent requests is
+// accepted (with no wait most would get 503) and every alert is applied.
+mod a_full_backlog_holds_requests_until_the_applier_makes_room {
+    use super::*;
+
+    async fn body(backend: &'static str) {
+        let app = TestApp::spawn_backlog(backend, 1, std::time::Duration::from_secs(20)).await;
+        let key = integration(&app, "prom", IntegrationFormat::Alertmanager).await;
+        let http = reqwest::Client::new();
+        let sends = (0..24).map(|i| {
+            let (http, url) = (http.clone(), format!("{}/ingest/alertmanager/{key}", app.base));
+            async move {
+                let body = am_payload(
+                    "g",
+                    vec![am_alert(
+                        &format!("fp{i}"),
+                        "firing",
+                        json!({"alertname": format!("A{i}")}),
+                    )],
+                );
+                http.post(url).body(body).send().await.unwrap().status().as_u16()
+            }
+        });
+        let statuses = futures::future::join_all(sends).await;
+        assert!(statuses.iter().all(|s| *s == 202), "{statuses:?}");
+        app.settled().await;
+        assert_eq!(
+            app.client.alerts(&[]).await.unwrap()["items"].as_array().unwrap().len(),
+            24
+        );
+    }
+
+    crate::each_backend!(body);
+}
+
+// More alerts waiting than the server holds, and no room within the wait:
+// refused with a retry hint, nothing stored.
 mod a_full_backlog_refuses_alerts_with_a_retry_hint {
     use super::*;
 
     async fn body(backend: &'static str) {
-        let app = TestApp::spawn_backlog(backend, 0).await;
+        let wait = std::time::Duration::from_millis(300);
+        let app = TestApp::spawn_backlog(backend, 0, wait).await;
+        let started = std::time::Instant::now();
         let key = integration(&app, "prom", IntegrationFormat::Alertmanager).await;
         let resp = reqwest::Client::new()
             .post(format!("{}/ingest/alertmanager/{key}", app.base))
@@ -1269,6 +1308,7 @@ mod a_full_backlog_refuses_alerts_with_a_retry_hint {
             .await
             .unwrap();
         assert_eq!(resp.status().as_u16(), 503);
+        assert!(started.elapsed() >= wait, "held for the wait before it was refused");
         assert_eq!(resp.headers()["retry-after"], "1");
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["error"]["code"], "overloaded", "{body}");

@@ -91,6 +91,7 @@ pub struct Extras {
     pub channels: Option<klaxon_engine::ChannelsConfig>,
     pub status_page: Option<klaxon_domain::status_page::StatusPageConfig>,
     pub max_backlog: Option<usize>,
+    pub backlog_wait: Option<std::time::Duration>,
 }
 
 pub struct TestApp {
@@ -208,6 +209,9 @@ impl TestApp {
         if let Some(n) = extras.max_backlog {
             ingest.max_backlog = n;
         }
+        if let Some(w) = extras.backlog_wait {
+            ingest.backlog_wait = w;
+        }
         let mut state = AppState::new(store.clone(), clock.clone(), catalog.clone(), auth, ingest, rate)
             .with_api_rate(api_rate.0, api_rate.1);
         if let Some(c) = extras.channels {
@@ -235,10 +239,12 @@ impl TestApp {
         }
     }
 
-    /// With at most `max_backlog` alerts accepted and waiting to be applied.
-    pub async fn spawn_backlog(backend: &'static str, max_backlog: usize) -> TestApp {
+    /// With at most `max_backlog` alerts accepted and waiting to be applied,
+    /// a request waiting up to `wait` for room.
+    pub async fn spawn_backlog(backend: &'static str, max_backlog: usize, wait: std::time::Duration) -> TestApp {
         let extras = Extras {
             max_backlog: Some(max_backlog),
+            backlog_wait: Some(wait),
             ..Default::default()
         };
         Self::spawn_extras(backend, Catalog::default(), extras).await
