@@ -26,7 +26,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use jiff::Timestamp;
 use klaxon_domain::Clock;
@@ -147,6 +147,8 @@ struct Shared {
     /// Batches whose transaction failed and was retried (also
     /// `klaxon_ingest_batch_failures_total`).
     failed_batches: AtomicU64,
+    /// Requests held for room in a full backlog ([`Ingestor::wait_for_room`]).
+    held: AtomicUsize,
 }
 
 /// The ingest pipeline: group-committed intake into the journal, then the
@@ -159,6 +161,17 @@ pub struct Ingestor {
     backlog_wait: std::time::Duration,
 }
 
+/// Most requests held at once for room in a full backlog; more are refused at once.
+const MAX_HELD: usize = 256;
+
+/// One request counted in [`Shared::held`] while it lives.
+struct Held<'a>(&'a AtomicUsize);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 /// Most requests journaled together.
 const MAX_INTAKE: usize = 1024;
 /// Most requests, and about the most alerts, applied together.
@@ -178,6 +191,7 @@ impl Ingestor {
             backlog: watch::Sender::new(0),
             applied: AtomicI64::new(0),
             failed_batches: AtomicU64::new(0),
+            held: AtomicUsize::new(0),
         });
         let backend = store.backend;
         spawn_stage(
@@ -256,12 +270,18 @@ impl Ingestor {
         if room(&self.shared.backlog.borrow()) {
             return Ok(());
         }
-        let started = std::time::Instant::now();
-        let mut backlog = self.shared.backlog.subscribe();
-        let waited = tokio::time::timeout(self.backlog_wait, backlog.wait_for(room)).await;
-        metrics::histogram!("klaxon_ingest_backlog_wait_seconds").record(started.elapsed().as_secs_f64());
-        if let Ok(Ok(_)) = waited {
-            return Ok(());
+        // Each held request keeps its body (up to 1 MiB): past MAX_HELD, refuse
+        // at once. Counted out when done or dropped (its sender went away).
+        let others = self.shared.held.fetch_add(1, Ordering::AcqRel);
+        let _held = Held(&self.shared.held);
+        if others < MAX_HELD {
+            let started = std::time::Instant::now();
+            let mut backlog = self.shared.backlog.subscribe();
+            let waited = tokio::time::timeout(self.backlog_wait, backlog.wait_for(room)).await;
+            metrics::histogram!("klaxon_ingest_backlog_wait_seconds").record(started.elapsed().as_secs_f64());
+            if let Ok(Ok(_)) = waited {
+                return Ok(());
+            }
         }
         let waiting = *self.shared.backlog.borrow();
         metrics::counter!("klaxon_ingest_refused_total").increment(1);

@@ -1288,6 +1288,39 @@ mod a_full_backlog_holds_requests_until_the_applier_makes_room {
     crate::each_backend!(body);
 }
 
+// Held requests keep their bodies, so only so many are held: past 256 the rest
+// are refused at once rather than held for the whole wait.
+mod a_full_backlog_holds_a_bounded_number_of_requests {
+    use super::*;
+
+    async fn body(backend: &'static str) {
+        let wait = std::time::Duration::from_secs(3);
+        let app = TestApp::spawn_backlog(backend, 0, wait).await;
+        let key = integration(&app, "prom", IntegrationFormat::Alertmanager).await;
+        let http = reqwest::Client::new();
+        let sends = (0..300).map(|i| {
+            let (http, url) = (http.clone(), format!("{}/ingest/alertmanager/{key}", app.base));
+            async move {
+                let body = am_payload(
+                    "g",
+                    vec![am_alert(&format!("fp{i}"), "firing", json!({"alertname": "A"}))],
+                );
+                let started = std::time::Instant::now();
+                let status = http.post(url).body(body).send().await.unwrap().status().as_u16();
+                (status, started.elapsed())
+            }
+        });
+        let answers = futures::future::join_all(sends).await;
+        assert!(answers.iter().all(|(s, _)| *s == 503), "{answers:?}");
+        let held = answers.iter().filter(|(_, t)| *t >= wait).count();
+        let at_once = answers.iter().filter(|(_, t)| *t < wait / 2).count();
+        assert!(held <= 256, "at most 256 held, not {held}");
+        assert!(at_once >= 44, "the rest refused at once, not {at_once}");
+    }
+
+    crate::each_backend!(body);
+}
+
 // More alerts waiting than the server holds, and no room within the wait:
 // refused with a retry hint, nothing stored.
 mod a_full_backlog_refuses_alerts_with_a_retry_hint {
