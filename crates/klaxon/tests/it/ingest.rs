@@ -1252,6 +1252,22 @@ async fn dropped_database_connections_are_replaced() {
     assert_eq!(keys, ["after", "before"]);
 }
 
+/// `n` one-alert Alertmanager requests at once (alert `fp{i}`, name `A{i}`):
+/// each one's status and how long it took.
+async fn burst(app: &TestApp, key: &str, n: usize) -> Vec<(u16, std::time::Duration)> {
+    let http = reqwest::Client::new();
+    let sends = (0..n).map(|i| {
+        let (http, url) = (http.clone(), format!("{}/ingest/alertmanager/{key}", app.base));
+        async move {
+            let alert = am_alert(&format!("fp{i}"), "firing", json!({"alertname": format!("A{i}")}));
+            let started = std::time::Instant::now();
+            let resp = http.post(url).body(am_payload("g", vec![alert])).send().await.unwrap();
+            (resp.status().as_u16(), started.elapsed())
+        }
+    });
+    futures::future::join_all(sends).await
+}
+
 // A burst beyond the backlog is held until the applier makes room, not refused:
 // with room for one alert at a time, every one of 24 concurrent requests is
 // accepted (with no wait most would get 503) and every alert is applied.
@@ -1261,22 +1277,7 @@ mod a_full_backlog_holds_requests_until_the_applier_makes_room {
     async fn body(backend: &'static str) {
         let app = TestApp::spawn_backlog(backend, 1, std::time::Duration::from_secs(20)).await;
         let key = integration(&app, "prom", IntegrationFormat::Alertmanager).await;
-        let http = reqwest::Client::new();
-        let sends = (0..24).map(|i| {
-            let (http, url) = (http.clone(), format!("{}/ingest/alertmanager/{key}", app.base));
-            async move {
-                let body = am_payload(
-                    "g",
-                    vec![am_alert(
-                        &format!("fp{i}"),
-                        "firing",
-                        json!({"alertname": format!("A{i}")}),
-                    )],
-                );
-                http.post(url).body(body).send().await.unwrap().status().as_u16()
-            }
-        });
-        let statuses = futures::future::join_all(sends).await;
+        let statuses: Vec<u16> = burst(&app, &key, 24).await.into_iter().map(|(s, _)| s).collect();
         assert!(statuses.iter().all(|s| *s == 202), "{statuses:?}");
         app.settled().await;
         assert_eq!(
@@ -1297,20 +1298,7 @@ mod a_full_backlog_holds_a_bounded_number_of_requests {
         let wait = std::time::Duration::from_secs(3);
         let app = TestApp::spawn_backlog(backend, 0, wait).await;
         let key = integration(&app, "prom", IntegrationFormat::Alertmanager).await;
-        let http = reqwest::Client::new();
-        let sends = (0..300).map(|i| {
-            let (http, url) = (http.clone(), format!("{}/ingest/alertmanager/{key}", app.base));
-            async move {
-                let body = am_payload(
-                    "g",
-                    vec![am_alert(&format!("fp{i}"), "firing", json!({"alertname": "A"}))],
-                );
-                let started = std::time::Instant::now();
-                let status = http.post(url).body(body).send().await.unwrap().status().as_u16();
-                (status, started.elapsed())
-            }
-        });
-        let answers = futures::future::join_all(sends).await;
+        let answers = burst(&app, &key, 300).await;
         assert!(answers.iter().all(|(s, _)| *s == 503), "{answers:?}");
         let held = answers.iter().filter(|(_, t)| *t >= wait).count();
         let at_once = answers.iter().filter(|(_, t)| *t < wait / 2).count();
