@@ -16,6 +16,10 @@ pub enum StoreError {
     /// More alerts are waiting to be applied than the server holds; retry later.
     #[error("{0}")]
     Overloaded(String),
+    /// Ingest: deciding a request needs the database while it is busy writing
+    /// the part before; the request is decided again once it is free.
+    #[error("the database is busy writing the last part of the batch")]
+    Deferred,
     #[error("stored data is not readable: {0}")]
     Corrupt(String),
     #[error("database URL: {0}")]

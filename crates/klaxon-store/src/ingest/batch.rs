@@ -428,176 +428,50 @@ impl<'s> Batch<'s> {
     // ---- loading -----------------------------------------------------
 
     pub(super) async fn preload(&mut self, tx: &mut Transaction<'_, Any>, jobs: &[Job]) -> Result<(), StoreError> {
-        // Latest alert per (integration, dedup key).
-        let mut by_integ: Map<&str, Set<&str>> = Map::default();
-        for j in jobs {
-            for a in &j.alerts {
-                by_integ
-                    .entry(j.integration.id.as_str())
-                    .or_default()
-                    .insert(a.dedup_key.as_str());
-            }
-        }
-        let lock = if self.backend == Backend::Postgres {
-            " FOR UPDATE"
-        } else {
-            ""
-        };
-        for (integ, keys) in by_integ {
-            let keys: Vec<&str> = keys.into_iter().collect();
-            for chunk in padded_chunks(&keys) {
-                const COLS: &str = "pk, dedup_key, status, acknowledged, suppressed_by, flapping, changes, summary, severity, source, \
-                                    labels, annotations, links, details, starts_at, ends_at, last_seen_at, receive_count, created_at";
-                let sql = match self.backend {
-                    Backend::Sqlite => {
-                        let ph = vec!["?"; chunk.len()].join(", ");
-                        format!(
-                            "SELECT {COLS} FROM alerts a WHERE integration_id = ? AND dedup_key IN ({ph}) \
-                             AND pk = (SELECT MAX(pk) FROM alerts b WHERE b.integration_id = a.integration_id AND b.dedup_key = a.dedup_key)"
-                        )
-                    }
-                    // One index probe per key: with `IN (...)` PostgreSQL's planner, working from
-                    // statistics older than a burst of new alerts, scanned every alert of the
-                    // integration (42 ms instead of 1 ms for 500 keys among 90,000 alerts).
-                    Backend::Postgres => {
-                        let ph: Vec<String> = (0..chunk.len()).map(|i| format!("(${})", i + 2)).collect();
-                        format!(
-                            "SELECT {COLS} FROM (VALUES {}) k(key) CROSS JOIN LATERAL \
-                             (SELECT {COLS} FROM alerts b WHERE b.integration_id = $1 AND b.dedup_key = k.key ORDER BY pk DESC LIMIT 1{lock}) a",
-                            ph.join(", ")
-                        )
-                    }
-                };
-                let mut q = sqlx::query(AssertSqlSafe(sql)).bind(integ.to_string());
-                for k in &chunk {
-                    q = q.bind(k.to_string());
-                }
-                for r in q.fetch_all(&mut **tx).await? {
-                    let key: String = r.try_get("dedup_key")?;
-                    let changes: String = r.try_get("changes")?;
-                    let row = AlertRow {
-                        pk: r.try_get("pk")?,
-                        integration_id: integ.to_string(),
-                        dedup_key: key.clone(),
-                        status: r.try_get("status")?,
-                        acknowledged: r.try_get::<i64, _>("acknowledged")? != 0,
-                        suppressed_by: r.try_get("suppressed_by")?,
-                        flapping: r.try_get::<i64, _>("flapping")? != 0,
-                        changes: serde_json::from_str(&changes).unwrap_or_default(),
-                        summary: r.try_get("summary")?,
-                        severity: r.try_get("severity")?,
-                        source: r.try_get("source")?,
-                        labels: r.try_get("labels")?,
-                        annotations: r.try_get("annotations")?,
-                        links: r.try_get("links")?,
-                        details: r.try_get("details")?,
-                        starts_at: r.try_get("starts_at")?,
-                        ends_at: r.try_get("ends_at")?,
-                        last_seen_at: r.try_get("last_seen_at")?,
-                        receive_count: r.try_get("receive_count")?,
-                        created_at: r.try_get("created_at")?,
-                        state: RowState::Clean,
-                    };
-                    self.alerts.insert((integ.to_string(), key), row);
-                }
-            }
-        }
-        // Their incident links.
-        let pks: Vec<i64> = self.alerts.values().map(|a| a.pk).collect();
-        // (Chunks of an empty list run no query.)
-        for chunk in padded_chunks(&pks) {
-            let ph: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 1)).collect();
-            let sql = format!(
-                "SELECT alert_pk, incident_pk, route FROM incident_alerts WHERE alert_pk IN ({}) ORDER BY incident_pk",
-                ph.join(", ")
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for pk in &chunk {
-                q = q.bind(*pk);
-            }
-            for r in q.fetch_all(&mut **tx).await? {
-                self.links
-                    .entry(r.try_get("alert_pk")?)
-                    .or_default()
-                    .push((r.try_get("incident_pk")?, r.try_get("route")?));
-            }
-        }
-        // The incident of every group a trigger may join.
-        let mut gks: Set<String> = Set::default();
-        for j in jobs {
-            for a in j.alerts.iter().filter(|a| a.action == AlertAction::Trigger) {
-                for r in matching_routes(&self.routes, &self.settings.default_route, &a.labels) {
-                    gks.insert(r.group_key(a));
-                }
-            }
-        }
-        let gks: Vec<String> = gks.into_iter().collect();
-        for chunk in padded_chunks(&gks) {
-            let ph: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 1)).collect();
-            let sql = format!(
-                "SELECT group_key, incident_pk FROM alert_groups WHERE group_key IN ({})",
-                ph.join(", ")
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for g in &chunk {
-                q = q.bind(g.clone());
-            }
-            for r in q.fetch_all(&mut **tx).await? {
-                self.groups
-                    .insert(r.try_get("group_key")?, Some(r.try_get("incident_pk")?));
-            }
-        }
-        for g in gks {
-            self.groups.entry(g).or_insert(None);
-        }
-        // The incidents involved.
-        let mut ipks: Set<i64> = self.groups.values().flatten().copied().collect();
-        ipks.extend(self.links.values().flatten().map(|(i, _)| *i));
-        let ipks: Vec<i64> = ipks.into_iter().collect();
-        self.load_incidents(tx, &ipks).await?;
+        let known = self.incidents.keys().copied().collect();
+        let loaded = load(tx, self.backend, &self.routes, &self.settings.default_route, jobs, &known).await?;
+        self.merge(loaded);
         Ok(())
     }
 
-    async fn load_incidents(&mut self, tx: &mut Transaction<'_, Any>, pks: &[i64]) -> Result<(), StoreError> {
-        let lock = if self.backend == Backend::Postgres {
-            " FOR UPDATE"
-        } else {
-            ""
-        };
+    /// Take in state read for a later part of the transaction: what the batch
+    /// holds already is newer (it may be decided and not yet written), so only
+    /// what it does not hold is taken.
+    pub(super) fn merge(&mut self, loaded: Loaded) {
+        for (k, row) in loaded.alerts {
+            self.alerts.entry(k).or_insert(row);
+        }
+        let mut links: Map<i64, Vec<(i64, String)>> = Map::default();
+        for (alert_pk, incident_pk, route) in loaded.links {
+            links.entry(alert_pk).or_default().push((incident_pk, route));
+        }
+        for (pk, l) in links {
+            self.links.entry(pk).or_insert(l);
+        }
+        for (g, pk) in loaded.groups {
+            self.groups.entry(g).or_insert(pk);
+        }
+        for (pk, st) in loaded.incidents {
+            self.incidents.entry(pk).or_insert(st);
+        }
+    }
+
+    async fn load_incidents(&mut self, tx: &mut Db<'_, '_>, pks: &[i64]) -> Result<(), StoreError> {
         let missing: Vec<i64> = pks
             .iter()
             .copied()
             .filter(|p| !self.incidents.contains_key(p))
             .collect();
-        for chunk in padded_chunks(&missing) {
-            let ph: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 1)).collect();
-            let sql = format!(
-                "SELECT pk, head_hash, body FROM incidents WHERE pk IN ({}){lock}",
-                ph.join(", ")
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for pk in &chunk {
-                q = q.bind(*pk);
-            }
-            for r in q.fetch_all(&mut **tx).await? {
-                let inc = parse_body(&r.try_get::<String, _>("body")?)?;
-                self.incidents.insert(
-                    r.try_get("pk")?,
-                    IncState {
-                        head: r.try_get("head_hash")?,
-                        inc,
-                        events: vec![],
-                        payloads: vec![],
-                        is_new: false,
-                        pending: None,
-                    },
-                );
-            }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        for (pk, st) in read_incidents(db(tx)?, self.backend, &missing).await? {
+            self.incidents.insert(pk, st);
         }
         Ok(())
     }
 
-    async fn firing_count(&mut self, tx: &mut Transaction<'_, Any>, incident_pk: i64) -> Result<i64, StoreError> {
+    async fn firing_count(&mut self, tx: &mut Db<'_, '_>, incident_pk: i64) -> Result<i64, StoreError> {
         let base = match self.firing_base.get(&incident_pk) {
             Some(b) => *b,
             None => {
@@ -605,7 +479,7 @@ impl<'s> Batch<'s> {
                     "SELECT COUNT(*) FROM incident_alerts ia JOIN alerts al ON al.pk = ia.alert_pk WHERE ia.incident_pk = $1 AND al.status = 'firing'",
                 )
                 .bind(incident_pk)
-                .fetch_one(&mut **tx)
+                .fetch_one(&mut **db(tx)?)
                 .await?;
                 self.firing_base.insert(incident_pk, b);
                 b
@@ -614,7 +488,7 @@ impl<'s> Batch<'s> {
         Ok(base + self.firing_delta.get(&incident_pk).copied().unwrap_or(0))
     }
 
-    async fn alloc(&mut self, tx: &mut Transaction<'_, Any>, table: &str) -> Result<i64, StoreError> {
+    async fn alloc(&mut self, tx: &mut Db<'_, '_>, table: &str) -> Result<i64, StoreError> {
         let (pool, next) = if table == "alerts" {
             (&mut self.alert_pks, &mut self.next_alert_pk)
         } else {
@@ -628,7 +502,7 @@ impl<'s> Batch<'s> {
                     None => {
                         let max: Option<i64> =
                             sqlx::query_scalar(AssertSqlSafe(format!("SELECT MAX(pk) FROM {table}")))
-                                .fetch_one(&mut **tx)
+                                .fetch_one(&mut **db(tx)?)
                                 .await?;
                         max.unwrap_or(0) + 1
                     }
@@ -644,7 +518,7 @@ impl<'s> Batch<'s> {
                         "SELECT nextval(q.s) FROM (SELECT pg_get_serial_sequence('{table}', 'pk')::regclass AS s OFFSET 0) q \
                          CROSS JOIN generate_series(1, 1024)"
                     )))
-                    .fetch_all(&mut **tx)
+                    .fetch_all(&mut **db(tx)?)
                     .await?;
                     got.reverse();
                     *pool = got;
@@ -654,10 +528,11 @@ impl<'s> Batch<'s> {
         }
     }
 
-    async fn next_incident_id(&mut self, tx: &mut Transaction<'_, Any>, now: Timestamp) -> Result<String, StoreError> {
+    async fn next_incident_id(&mut self, tx: &mut Db<'_, '_>, now: Timestamp) -> Result<String, StoreError> {
         let cat = &self.settings.catalog;
         let scope = cat.id_format.scope(now);
         if !self.counters.contains_key(&scope) {
+            let tx = db(tx)?;
             if self.backend == Backend::Postgres {
                 sqlx::query("INSERT INTO id_counters (scope, last) VALUES ($1, 0) ON CONFLICT (scope) DO NOTHING")
                     .bind(scope.clone())
@@ -755,7 +630,7 @@ impl<'s> Batch<'s> {
 
     async fn declare(
         &mut self,
-        tx: &mut Transaction<'_, Any>,
+        tx: &mut Db<'_, '_>,
         a: &AlertInput,
         route: &Route,
         who: &str,
@@ -815,7 +690,7 @@ impl<'s> Batch<'s> {
     /// or reopening incidents as needed.
     async fn attach(
         &mut self,
-        tx: &mut Transaction<'_, Any>,
+        tx: &mut Db<'_, '_>,
         integ: &IntegrationInfo,
         alert_pk: i64,
         a: &AlertInput,
@@ -834,7 +709,7 @@ impl<'s> Batch<'s> {
                     let v: Option<i64> =
                         sqlx::query_scalar("SELECT incident_pk FROM alert_groups WHERE group_key = $1")
                             .bind(gk.clone())
-                            .fetch_optional(&mut **tx)
+                            .fetch_optional(&mut **db(tx)?)
                             .await?;
                     self.groups.insert(gk.clone(), v);
                     v
@@ -950,7 +825,7 @@ impl<'s> Batch<'s> {
 
     pub(super) async fn process(
         &mut self,
-        tx: &mut Transaction<'_, Any>,
+        tx: &mut Db<'_, '_>,
         integ: &IntegrationInfo,
         a: &AlertInput,
         now: Timestamp,
@@ -1181,4 +1056,208 @@ impl<'s> Batch<'s> {
             }
         }
     }
+}
+
+/// State a batch reads before deciding, as read: see [`Batch::merge`].
+#[derive(Default)]
+pub(super) struct Loaded {
+    alerts: Vec<(AlertKey, AlertRow)>,
+    /// (alert, incident, route), by incident.
+    links: Vec<(i64, i64, String)>,
+    groups: Vec<(String, Option<i64>)>,
+    incidents: Vec<(i64, IncState)>,
+}
+
+/// Read (and on PostgreSQL lock) what deciding `jobs` needs, in a few
+/// set-based queries: the latest alert of each dedup key, their incident links,
+/// the incident of each group a trigger may join, and the incidents involved
+/// (but those in `known`).
+pub(super) async fn load(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    routes: &[Route],
+    default_route: &Route,
+    jobs: &[Job],
+    known: &Set<i64>,
+) -> Result<Loaded, StoreError> {
+    let mut out = Loaded::default();
+    // Latest alert per (integration, dedup key).
+    let mut by_integ: Map<&str, Set<&str>> = Map::default();
+    for j in jobs {
+        for a in &j.alerts {
+            by_integ
+                .entry(j.integration.id.as_str())
+                .or_default()
+                .insert(a.dedup_key.as_str());
+        }
+    }
+    let lock = if backend == Backend::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    for (integ, keys) in by_integ {
+        let keys: Vec<&str> = keys.into_iter().collect();
+        for chunk in padded_chunks(&keys) {
+            const COLS: &str = "pk, dedup_key, status, acknowledged, suppressed_by, flapping, changes, summary, severity, source, \
+                                labels, annotations, links, details, starts_at, ends_at, last_seen_at, receive_count, created_at";
+            let sql = match backend {
+                Backend::Sqlite => {
+                    let ph = vec!["?"; chunk.len()].join(", ");
+                    format!(
+                        "SELECT {COLS} FROM alerts a WHERE integration_id = ? AND dedup_key IN ({ph}) \
+                         AND pk = (SELECT MAX(pk) FROM alerts b WHERE b.integration_id = a.integration_id AND b.dedup_key = a.dedup_key)"
+                    )
+                }
+                // One index probe per key: with `IN (...)` PostgreSQL's planner, working from
+                // statistics older than a burst of new alerts, scanned every alert of the
+                // integration (42 ms instead of 1 ms for 500 keys among 90,000 alerts).
+                Backend::Postgres => {
+                    let ph: Vec<String> = (0..chunk.len()).map(|i| format!("(${})", i + 2)).collect();
+                    format!(
+                        "SELECT {COLS} FROM (VALUES {}) k(key) CROSS JOIN LATERAL \
+                         (SELECT {COLS} FROM alerts b WHERE b.integration_id = $1 AND b.dedup_key = k.key ORDER BY pk DESC LIMIT 1{lock}) a",
+                        ph.join(", ")
+                    )
+                }
+            };
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(integ.to_string());
+            for k in &chunk {
+                q = q.bind(k.to_string());
+            }
+            for r in q.fetch_all(&mut **tx).await? {
+                let key: String = r.try_get("dedup_key")?;
+                let changes: String = r.try_get("changes")?;
+                let row = AlertRow {
+                    pk: r.try_get("pk")?,
+                    integration_id: integ.to_string(),
+                    dedup_key: key.clone(),
+                    status: r.try_get("status")?,
+                    acknowledged: r.try_get::<i64, _>("acknowledged")? != 0,
+                    suppressed_by: r.try_get("suppressed_by")?,
+                    flapping: r.try_get::<i64, _>("flapping")? != 0,
+                    changes: serde_json::from_str(&changes).unwrap_or_default(),
+                    summary: r.try_get("summary")?,
+                    severity: r.try_get("severity")?,
+                    source: r.try_get("source")?,
+                    labels: r.try_get("labels")?,
+                    annotations: r.try_get("annotations")?,
+                    links: r.try_get("links")?,
+                    details: r.try_get("details")?,
+                    starts_at: r.try_get("starts_at")?,
+                    ends_at: r.try_get("ends_at")?,
+                    last_seen_at: r.try_get("last_seen_at")?,
+                    receive_count: r.try_get("receive_count")?,
+                    created_at: r.try_get("created_at")?,
+                    state: RowState::Clean,
+                };
+                out.alerts.push(((integ.to_string(), key), row));
+            }
+        }
+    }
+    // Their incident links.
+    let pks: Vec<i64> = out.alerts.iter().map(|(_, a)| a.pk).collect();
+    // (Chunks of an empty list run no query.)
+    for chunk in padded_chunks(&pks) {
+        let ph: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 1)).collect();
+        let sql = format!(
+            "SELECT alert_pk, incident_pk, route FROM incident_alerts WHERE alert_pk IN ({}) ORDER BY incident_pk",
+            ph.join(", ")
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for pk in &chunk {
+            q = q.bind(*pk);
+        }
+        for r in q.fetch_all(&mut **tx).await? {
+            out.links
+                .push((r.try_get("alert_pk")?, r.try_get("incident_pk")?, r.try_get("route")?));
+        }
+    }
+    // The incident of every group a trigger may join.
+    let mut gks: Set<String> = Set::default();
+    for j in jobs {
+        for a in j.alerts.iter().filter(|a| a.action == AlertAction::Trigger) {
+            for r in matching_routes(routes, default_route, &a.labels) {
+                gks.insert(r.group_key(a));
+            }
+        }
+    }
+    let gks: Vec<String> = gks.into_iter().collect();
+    let mut found: Set<String> = Set::default();
+    for chunk in padded_chunks(&gks) {
+        let ph: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 1)).collect();
+        let sql = format!(
+            "SELECT group_key, incident_pk FROM alert_groups WHERE group_key IN ({})",
+            ph.join(", ")
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for g in &chunk {
+            q = q.bind(g.clone());
+        }
+        for r in q.fetch_all(&mut **tx).await? {
+            let g: String = r.try_get("group_key")?;
+            found.insert(g.clone());
+            out.groups.push((g, Some(r.try_get("incident_pk")?)));
+        }
+    }
+    for g in gks {
+        if !found.contains(&g) {
+            out.groups.push((g, None));
+        }
+    }
+    // The incidents involved.
+    let mut ipks: Set<i64> = out.groups.iter().filter_map(|(_, pk)| *pk).collect();
+    ipks.extend(out.links.iter().map(|(_, i, _)| *i));
+    let ipks: Vec<i64> = ipks.into_iter().filter(|p| !known.contains(p)).collect();
+    out.incidents = read_incidents(tx, backend, &ipks).await?;
+    Ok(out)
+}
+
+/// Read (and on PostgreSQL lock) incidents.
+async fn read_incidents(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    pks: &[i64],
+) -> Result<Vec<(i64, IncState)>, StoreError> {
+    let lock = if backend == Backend::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    let mut out = Vec::with_capacity(pks.len());
+    for chunk in padded_chunks(pks) {
+        let ph: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 1)).collect();
+        let sql = format!(
+            "SELECT pk, head_hash, body FROM incidents WHERE pk IN ({}){lock}",
+            ph.join(", ")
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for pk in &chunk {
+            q = q.bind(*pk);
+        }
+        for r in q.fetch_all(&mut **tx).await? {
+            let inc = parse_body(&r.try_get::<String, _>("body")?)?;
+            out.push((
+                r.try_get("pk")?,
+                IncState {
+                    head: r.try_get("head_hash")?,
+                    inc,
+                    events: vec![],
+                    payloads: vec![],
+                    is_new: false,
+                    pending: None,
+                },
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The transaction a batch decides in; `None` while it is busy writing the
+/// part before (see `Store::apply_pipelined`).
+pub(super) type Db<'a, 't> = Option<&'a mut Transaction<'t, Any>>;
+
+/// The transaction, or [`StoreError::Deferred`] while there is none to use.
+fn db<'a, 't>(tx: &'a mut Db<'_, 't>) -> Result<&'a mut Transaction<'t, Any>, StoreError> {
+    tx.as_mut().map(|t| &mut **t).ok_or(StoreError::Deferred)
 }

@@ -801,8 +801,9 @@ impl Store {
             batch.begin_request();
             let mut out = Vec::with_capacity(job.alerts.len());
             let mut failed = None;
+            let mut db = Some(&mut tx);
             for a in &job.alerts {
-                match batch.process(&mut tx, &job.integration, a, job.now).await {
+                match batch.process(&mut db, &job.integration, a, job.now).await {
                     Ok(o) => out.push(o),
                     Err(e @ StoreError::Domain(_)) => {
                         failed = Some(e);

@@ -1,7 +1,9 @@
 //! Writing a decided batch: multi-row upserts, then the projections.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
+use klaxon_domain::config::Catalog;
 use sqlx::{Any, AssertSqlSafe, Transaction};
 
 use super::batch::{AlertRow, Batch, IncState, RowState, Set};
@@ -319,27 +321,120 @@ fn alert_values(r: AlertRow) -> Result<Vec<Val>, StoreError> {
     ])
 }
 
+/// Everything a batch (or a part of one) decided, taken out of it to be
+/// written: see [`Batch::take_writes`].
+pub(super) struct Writes {
+    backend: Backend,
+    catalog: Arc<Catalog>,
+    /// Incidents with new events (and, if new, their first state).
+    incidents: Vec<(i64, IncState)>,
+    /// Alert rows new to the table, and rows changed.
+    new: Vec<AlertRow>,
+    changed: Vec<AlertRow>,
+    /// Links (incident, alert, route).
+    links: Vec<(i64, i64, String)>,
+    /// Groups and their incidents.
+    groups: Vec<(String, i64)>,
+    /// Incident ID counters moved.
+    counters: Vec<(String, i64)>,
+}
+
 impl Batch<'_> {
     // ---- writing -----------------------------------------------------
 
     /// Write everything decided; true if engine timers changed.
-    pub(super) async fn flush(self, tx: &mut Transaction<'_, Any>) -> Result<bool, StoreError> {
+    pub(super) async fn flush(mut self, tx: &mut Transaction<'_, Any>) -> Result<bool, StoreError> {
+        self.take_writes(false).write(tx).await
+    }
+
+    /// Take out everything decided since the last time, to be written. With
+    /// `keep`, the batch keeps what it knows (now as written) for parts of the
+    /// transaction still to be decided; without, it is left empty.
+    pub(super) fn take_writes(&mut self, keep: bool) -> Writes {
+        let mut incidents: Vec<(i64, IncState)> = Vec::new();
+        for (pk, st) in self.incidents.iter_mut() {
+            // Alert changes still pending become their events now.
+            st.seal_pending();
+            if st.events.is_empty() {
+                continue;
+            }
+            let taken = IncState {
+                head: st.head.clone(),
+                inc: st.inc.clone(),
+                events: std::mem::take(&mut st.events),
+                payloads: std::mem::take(&mut st.payloads),
+                is_new: st.is_new,
+                pending: None,
+            };
+            st.is_new = false;
+            incidents.push((*pk, taken));
+        }
+        incidents.sort_by_key(|(pk, _)| *pk);
+        // Rows new to the table are plain inserts; only changed ones pay for
+        // `ON CONFLICT` (measured on PostgreSQL: a third more per row, and the
+        // alerts insert is its biggest statement).
+        let (mut new, mut changed) = (Vec::new(), Vec::new());
+        let mut sort = |r: AlertRow| match r.state {
+            RowState::New => new.push(r),
+            RowState::Dirty => changed.push(r),
+            RowState::Clean => {}
+        };
+        if keep {
+            for r in self.alerts.values_mut().filter(|r| r.state != RowState::Clean) {
+                sort(r.clone());
+                r.state = RowState::Clean;
+            }
+        } else {
+            std::mem::take(&mut self.alerts).into_values().for_each(&mut sort);
+        }
+        std::mem::take(&mut self.displaced).into_iter().for_each(sort);
+        new.sort_by_key(|r| r.pk);
+        changed.sort_by_key(|r| r.pk);
+        let groups = std::mem::take(&mut self.dirty_groups)
+            .into_iter()
+            .filter_map(|gk| match self.groups.get(&gk) {
+                Some(Some(pk)) => Some((gk, *pk)),
+                _ => None,
+            })
+            .collect();
+        let counters = self
+            .counters
+            .iter_mut()
+            .filter(|(_, (_, dirty))| *dirty)
+            .map(|(scope, (last, dirty))| {
+                *dirty = false;
+                (scope.clone(), *last)
+            })
+            .collect();
+        // Firing counts read from the database from now on include what is
+        // written here: the changes move into the counts read before.
+        for (pk, d) in std::mem::take(&mut self.firing_delta) {
+            if let Some(base) = self.firing_base.get_mut(&pk) {
+                *base += d;
+            }
+        }
+        Writes {
+            backend: self.backend,
+            catalog: self.settings.catalog.clone(),
+            incidents,
+            new,
+            changed,
+            links: std::mem::take(&mut self.new_links),
+            groups,
+            counters,
+        }
+    }
+}
+
+impl Writes {
+    /// Write it all in `tx`; true if engine timers changed.
+    pub(super) async fn write(self, tx: &mut Transaction<'_, Any>) -> Result<bool, StoreError> {
         let backend = self.backend;
         if backend == Backend::Postgres {
             sqlx::query(GENERIC_PLANS).execute(&mut **tx).await?;
         }
         // New incidents first (events and links point at them).
-        let mut incidents: Vec<(i64, IncState)> = self
-            .incidents
-            .into_iter()
-            .map(|(pk, mut st)| {
-                // Alert changes still pending become their events now.
-                st.seal_pending();
-                (pk, st)
-            })
-            .filter(|(_, s)| !s.events.is_empty())
-            .collect();
-        incidents.sort_by_key(|(pk, _)| *pk);
+        let mut incidents = self.incidents;
         let inc_cols = [
             "pk",
             "id",
@@ -393,8 +488,7 @@ impl Batch<'_> {
         let mut timers_changed = false;
         for (pk, st) in &incidents {
             if let Some(now) = now_ts {
-                timers_changed |=
-                    crate::timers::after_events(tx, *pk, &st.inc, &st.events, now, &self.settings.catalog).await?;
+                timers_changed |= crate::timers::after_events(tx, *pk, &st.inc, &st.events, now, &self.catalog).await?;
             }
         }
         // Alerts.
@@ -421,25 +515,15 @@ impl Batch<'_> {
             "created_at",
             "updated_at",
         ];
-        // Rows new to the table are plain inserts; only changed ones pay for
-        // `ON CONFLICT` (measured on PostgreSQL: a third more per row, and the
-        // alerts insert is its biggest statement). Changed rows go first: a
-        // resolution frees the "one firing alert per key" index for a new row.
-        let (mut new, mut changed): (Vec<AlertRow>, Vec<AlertRow>) = self
-            .alerts
-            .into_values()
-            .chain(self.displaced)
-            .filter(|r| r.state != RowState::Clean)
-            .partition(|r| r.state == RowState::New);
-        new.sort_by_key(|r| r.pk);
-        changed.sort_by_key(|r| r.pk);
-        let new_pks: Set<i64> = new.iter().map(|r| r.pk).collect();
+        // Changed rows go first: a resolution frees the "one firing alert per
+        // key" index for a new row.
+        let new_pks: Set<i64> = self.new.iter().map(|r| r.pk).collect();
         insert_rows(
             tx,
             backend,
             "alerts",
             &alert_cols,
-            changed.into_iter().map(alert_values),
+            self.changed.into_iter().map(alert_values),
             " ON CONFLICT (pk) DO UPDATE SET status = excluded.status, acknowledged = excluded.acknowledged, suppressed_by = excluded.suppressed_by, \
              flapping = excluded.flapping, changes = excluded.changes, summary = excluded.summary, labels = excluded.labels, \
              annotations = excluded.annotations, ends_at = excluded.ends_at, last_seen_at = excluded.last_seen_at, \
@@ -451,13 +535,13 @@ impl Batch<'_> {
             backend,
             "alerts",
             &alert_cols,
-            new.into_iter().map(alert_values),
+            self.new.into_iter().map(alert_values),
             "",
         )
         .await?;
         // Links and groups: a new alert has no links yet.
         let (fresh, more): (Vec<_>, Vec<_>) = self
-            .new_links
+            .links
             .into_iter()
             .partition(|(_, alert_pk, _)| new_pks.contains(alert_pk));
         for (links, suffix) in [(fresh, ""), (more, " ON CONFLICT (incident_pk, alert_pk) DO NOTHING")] {
@@ -479,20 +563,16 @@ impl Batch<'_> {
             .map(|(_, s)| s.inc.updated_at.as_millisecond())
             .max()
             .unwrap_or(0);
-        let groups: Vec<Vec<Val>> = self
-            .dirty_groups
+        let groups = self
+            .groups
             .into_iter()
-            .filter_map(|gk| match self.groups.get(&gk) {
-                Some(Some(pk)) => Some(vec![Val::S(gk), Val::I(*pk), Val::I(now)]),
-                _ => None,
-            })
-            .collect();
+            .map(|(gk, pk)| Ok(vec![Val::S(gk), Val::I(pk), Val::I(now)]));
         insert_rows(
             tx,
             backend,
             "alert_groups",
             &["group_key", "incident_pk", "updated_at"],
-            groups.into_iter().map(Ok),
+            groups,
             " ON CONFLICT (group_key) DO UPDATE SET incident_pk = excluded.incident_pk, updated_at = excluded.updated_at",
         )
         .await?;
@@ -531,14 +611,12 @@ impl Batch<'_> {
             "",
         )
         .await?;
-        for (scope, (last, dirty)) in self.counters {
-            if dirty {
-                sqlx::query("INSERT INTO id_counters (scope, last) VALUES ($1, $2) ON CONFLICT (scope) DO UPDATE SET last = excluded.last")
-                    .bind(scope)
-                    .bind(last)
-                    .execute(&mut **tx)
-                    .await?;
-            }
+        for (scope, last) in self.counters {
+            sqlx::query("INSERT INTO id_counters (scope, last) VALUES ($1, $2) ON CONFLICT (scope) DO UPDATE SET last = excluded.last")
+                .bind(scope)
+                .bind(last)
+                .execute(&mut **tx)
+                .await?;
         }
         Ok(timers_changed)
     }
