@@ -429,7 +429,8 @@ impl<'s> Batch<'s> {
 
     pub(super) async fn preload(&mut self, tx: &mut Transaction<'_, Any>, jobs: &[Job]) -> Result<(), StoreError> {
         let known = self.incidents.keys().copied().collect();
-        let loaded = load(tx, self.backend, &self.routes, &self.settings.default_route, jobs, &known).await?;
+        let keys = keys(&self.routes, &self.settings.default_route, jobs);
+        let loaded = load(tx, self.backend, &keys, &known).await?;
         self.merge(loaded);
         Ok(())
     }
@@ -453,6 +454,13 @@ impl<'s> Batch<'s> {
         }
         for (pk, st) in loaded.incidents {
             self.incidents.entry(pk).or_insert(st);
+        }
+        if !loaded.alert_pks.is_empty() {
+            // Keys are taken from the end: the ones held first, then the new ones in order.
+            let mut pks = loaded.alert_pks;
+            pks.reverse();
+            pks.append(&mut self.alert_pks);
+            self.alert_pks = pks;
         }
     }
 
@@ -512,14 +520,7 @@ impl<'s> Batch<'s> {
             }
             Backend::Postgres => {
                 if pool.is_empty() {
-                    let mut got: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
-                        // The sequence's name is looked up once (`OFFSET 0` keeps the planner
-                        // from folding the lookup into every row).
-                        "SELECT nextval(q.s) FROM (SELECT pg_get_serial_sequence('{table}', 'pk')::regclass AS s OFFSET 0) q \
-                         CROSS JOIN generate_series(1, 1024)"
-                    )))
-                    .fetch_all(&mut **db(tx)?)
-                    .await?;
+                    let mut got = new_keys(db(tx)?, table, 1024).await?;
                     got.reverse();
                     *pool = got;
                 }
@@ -1066,39 +1067,67 @@ pub(super) struct Loaded {
     links: Vec<(i64, i64, String)>,
     groups: Vec<(String, Option<i64>)>,
     incidents: Vec<(i64, IncState)>,
+    /// New alert keys, in order.
+    alert_pks: Vec<i64>,
 }
 
-/// Read (and on PostgreSQL lock) what deciding `jobs` needs, in a few
-/// set-based queries: the latest alert of each dedup key, their incident links,
-/// the incident of each group a trigger may join, and the incidents involved
-/// (but those in `known`).
-pub(super) async fn load(
-    tx: &mut Transaction<'_, Any>,
-    backend: Backend,
-    routes: &[Route],
-    default_route: &Route,
-    jobs: &[Job],
-    known: &Set<i64>,
-) -> Result<Loaded, StoreError> {
-    let mut out = Loaded::default();
-    // Latest alert per (integration, dedup key).
+/// What deciding some requests needs to read: see [`keys`].
+pub(super) struct Keys {
+    /// Dedup keys by integration.
+    alerts: Vec<(String, Vec<String>)>,
+    /// Groups a trigger may join.
+    groups: Vec<String>,
+    /// PostgreSQL: new alert keys to allocate as well, so that deciding
+    /// triggers needs no more.
+    pub(super) new_alert_keys: i64,
+}
+
+/// The dedup keys of `jobs`, and the group of every route each trigger matches.
+pub(super) fn keys(routes: &[Route], default_route: &Route, jobs: &[Job]) -> Keys {
     let mut by_integ: Map<&str, Set<&str>> = Map::default();
+    let mut gks: Set<String> = Set::default();
     for j in jobs {
         for a in &j.alerts {
             by_integ
                 .entry(j.integration.id.as_str())
                 .or_default()
                 .insert(a.dedup_key.as_str());
+            if a.action == AlertAction::Trigger {
+                for r in matching_routes(routes, default_route, &a.labels) {
+                    gks.insert(r.group_key(a));
+                }
+            }
         }
     }
+    Keys {
+        alerts: by_integ
+            .into_iter()
+            .map(|(i, keys)| (i.to_string(), keys.into_iter().map(str::to_string).collect()))
+            .collect(),
+        groups: gks.into_iter().collect(),
+        new_alert_keys: 0,
+    }
+}
+
+/// Read (and on PostgreSQL lock) what deciding requests needs, in a few
+/// set-based queries: the latest alert of each of their dedup keys, their
+/// incident links, the incident of each group a trigger may join, and the
+/// incidents involved (but those in `known`).
+pub(super) async fn load(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    keys: &Keys,
+    known: &Set<i64>,
+) -> Result<Loaded, StoreError> {
+    let mut out = Loaded::default();
+    // Latest alert per (integration, dedup key).
     let lock = if backend == Backend::Postgres {
         " FOR UPDATE"
     } else {
         ""
     };
-    for (integ, keys) in by_integ {
-        let keys: Vec<&str> = keys.into_iter().collect();
-        for chunk in padded_chunks(&keys) {
+    for (integ, keys) in &keys.alerts {
+        for chunk in padded_chunks(keys) {
             const COLS: &str = "pk, dedup_key, status, acknowledged, suppressed_by, flapping, changes, summary, severity, source, \
                                 labels, annotations, links, details, starts_at, ends_at, last_seen_at, receive_count, created_at";
             let sql = match backend {
@@ -1121,9 +1150,9 @@ pub(super) async fn load(
                     )
                 }
             };
-            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(integ.to_string());
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(integ.clone());
             for k in &chunk {
-                q = q.bind(k.to_string());
+                q = q.bind(k.clone());
             }
             for r in q.fetch_all(&mut **tx).await? {
                 let key: String = r.try_get("dedup_key")?;
@@ -1174,17 +1203,9 @@ pub(super) async fn load(
         }
     }
     // The incident of every group a trigger may join.
-    let mut gks: Set<String> = Set::default();
-    for j in jobs {
-        for a in j.alerts.iter().filter(|a| a.action == AlertAction::Trigger) {
-            for r in matching_routes(routes, default_route, &a.labels) {
-                gks.insert(r.group_key(a));
-            }
-        }
-    }
-    let gks: Vec<String> = gks.into_iter().collect();
+    let gks = &keys.groups;
     let mut found: Set<String> = Set::default();
-    for chunk in padded_chunks(&gks) {
+    for chunk in padded_chunks(gks) {
         let ph: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 1)).collect();
         let sql = format!(
             "SELECT group_key, incident_pk FROM alert_groups WHERE group_key IN ({})",
@@ -1201,8 +1222,8 @@ pub(super) async fn load(
         }
     }
     for g in gks {
-        if !found.contains(&g) {
-            out.groups.push((g, None));
+        if !found.contains(g) {
+            out.groups.push((g.clone(), None));
         }
     }
     // The incidents involved.
@@ -1210,7 +1231,23 @@ pub(super) async fn load(
     ipks.extend(out.links.iter().map(|(_, i, _)| *i));
     let ipks: Vec<i64> = ipks.into_iter().filter(|p| !known.contains(p)).collect();
     out.incidents = read_incidents(tx, backend, &ipks).await?;
+    if keys.new_alert_keys > 0 && backend == Backend::Postgres {
+        out.alert_pks = new_keys(tx, "alerts", keys.new_alert_keys).await?;
+    }
     Ok(out)
+}
+
+/// PostgreSQL: `n` new keys of `table`, in order.
+async fn new_keys(tx: &mut Transaction<'_, Any>, table: &str, n: i64) -> Result<Vec<i64>, StoreError> {
+    Ok(sqlx::query_scalar(AssertSqlSafe(format!(
+        // The sequence's name is looked up once (`OFFSET 0` keeps the planner
+        // from folding the lookup into every row).
+        "SELECT nextval(q.s) FROM (SELECT pg_get_serial_sequence('{table}', 'pk')::regclass AS s OFFSET 0) q \
+         CROSS JOIN generate_series(1, $1::bigint)"
+    )))
+    .bind(n)
+    .fetch_all(&mut **tx)
+    .await?)
 }
 
 /// Read (and on PostgreSQL lock) incidents.

@@ -14,7 +14,9 @@
 //!    journal; then everything is written with multi-row statements,
 //!    together with the journal mark of the last request applied, and
 //!    committed once. A caller that wants the outcome (incidents opened or
-//!    joined) waits for this stage too.
+//!    joined) waits for this stage too. On PostgreSQL, while more requests
+//!    are queued, one transaction takes several batches ("parts") and decides
+//!    each while the one before is written (`Store::apply_pipelined`).
 //!
 //! Accepting and applying overlap, so accepting is not slowed by applying;
 //! when more than [`IngestSettings::max_backlog`] alerts are accepted and
@@ -63,6 +65,13 @@ pub struct IngestSettings {
     /// How long a batch of fewer than [`LINGER_BELOW`] alerts waits for more
     /// before it is applied ([`DEFAULT_APPLY_LINGER`]; zero: never).
     pub apply_linger: std::time::Duration,
+    /// Most requests applied together ([`MAX_BATCH`]; on PostgreSQL, one
+    /// part of a transaction: see `Store::apply_pipelined`).
+    pub batch_requests: usize,
+    /// PostgreSQL: a batch of at least this many alerts may be followed by
+    /// more in the same transaction, pipelined ([`LINGER_BELOW`]). Smaller
+    /// batches mean the applier keeps up; pipelining them only costs.
+    pub pipeline_min_alerts: usize,
 }
 
 /// Default [`IngestSettings::apply_linger`]. Measured with one-alert requests
@@ -97,6 +106,8 @@ impl IngestSettings {
             max_backlog: DEFAULT_MAX_BACKLOG,
             backlog_wait: DEFAULT_BACKLOG_WAIT,
             apply_linger: DEFAULT_APPLY_LINGER,
+            batch_requests: MAX_BATCH,
+            pipeline_min_alerts: LINGER_BELOW,
         }
     }
 }
@@ -149,6 +160,9 @@ struct Shared {
     failed_batches: AtomicU64,
     /// Requests held for room in a full backlog ([`Ingestor::wait_for_room`]).
     held: AtomicUsize,
+    /// Parts decided while the part before was written (also
+    /// `klaxon_ingest_pipelined_parts_total`).
+    pipelined_parts: AtomicU64,
 }
 
 /// The ingest pipeline: group-committed intake into the journal, then the
@@ -175,7 +189,7 @@ impl Drop for Held<'_> {
 /// Most requests journaled together.
 const MAX_INTAKE: usize = 1024;
 /// Most requests, and about the most alerts, applied together.
-const MAX_BATCH: usize = 512;
+pub const MAX_BATCH: usize = 512;
 const MAX_BATCH_ALERTS: usize = 5_000;
 /// PostgreSQL: how often a node looks for the leftovers of stopped nodes.
 const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -192,6 +206,7 @@ impl Ingestor {
             applied: AtomicI64::new(0),
             failed_batches: AtomicU64::new(0),
             held: AtomicUsize::new(0),
+            pipelined_parts: AtomicU64::new(0),
         });
         let backend = store.backend;
         spawn_stage(
@@ -295,6 +310,12 @@ impl Ingestor {
     /// retried, then applied request by request).
     pub fn failed_batches(&self) -> u64 {
         self.shared.failed_batches.load(Ordering::Relaxed)
+    }
+
+    /// PostgreSQL: parts of a transaction decided while the part before was
+    /// written, since this ingestor started.
+    pub fn pipelined_parts(&self) -> u64 {
+        self.shared.pipelined_parts.load(Ordering::Relaxed)
     }
 
     /// Alerts accepted and not yet applied.
@@ -458,7 +479,7 @@ async fn run_applier(
         // statements, a commit), which one-alert requests would otherwise pay
         // in batches of a few dozen.
         let mut linger_until = None;
-        while jobs.len() < MAX_BATCH && alerts < MAX_BATCH_ALERTS {
+        while jobs.len() < settings.batch_requests.max(1) && alerts < MAX_BATCH_ALERTS {
             let job = match rx.try_recv() {
                 Ok(job) => job,
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
@@ -477,10 +498,38 @@ async fn run_applier(
             alerts += job.alerts.len();
             jobs.push(job);
         }
-        let batch = std::mem::take(&mut jobs);
-        if let Some(last) = store
-            .apply_with_retry(&settings, &mut rules, &shared.writer, batch, &shared.failed_batches)
-            .await
+        let mut batch = std::mem::take(&mut jobs);
+        // PostgreSQL: a big batch (the applier is behind) is followed by more
+        // in one transaction, pipelined; a small one is applied on its own.
+        if store.backend == Backend::Postgres && alerts >= settings.pipeline_min_alerts {
+            let (taken, done) = store
+                .apply_pipelined(&settings, &mut rules, &shared, batch, &mut rx)
+                .await;
+            alerts = taken.iter().map(|j| j.alerts.len()).sum();
+            match done {
+                Ok(results) => {
+                    let last = taken.iter().map(|j| j.seq).max();
+                    metrics::histogram!("klaxon_ingest_batch_requests").record(taken.len() as f64);
+                    for (job, r) in taken.into_iter().zip(results) {
+                        reply(job.reply, r);
+                    }
+                    if let Some(last) = last {
+                        shared.applied.fetch_max(last, Ordering::AcqRel);
+                    }
+                    batch = Vec::new();
+                }
+                Err(e) => {
+                    shared.failed_batches.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("klaxon_ingest_batch_failures_total").increment(1);
+                    tracing::error!(error = %e, requests = taken.len(), "applying accepted alerts failed; retrying");
+                    batch = taken;
+                }
+            }
+        }
+        if !batch.is_empty()
+            && let Some(last) = store
+                .apply_with_retry(&settings, &mut rules, &shared.writer, batch, &shared.failed_batches)
+                .await
         {
             shared.applied.fetch_max(last, Ordering::AcqRel);
         }
@@ -751,81 +800,19 @@ impl Store {
         writer: &str,
         jobs: &[Job],
     ) -> Result<Vec<Outcomes>, StoreError> {
-        let (alert_pks, next_alert_pk) = carry
-            .as_mut()
-            .map(|r| (std::mem::take(&mut r.alert_pks), r.next_alert_pk.take()))
-            .unwrap_or_default();
         let mut tx = match conn {
             Some(conn) => sqlx::Connection::begin(conn).await?,
             None => self.write.begin().await?,
         };
-        let mut batch = Batch {
-            backend: self.backend,
-            settings,
-            reuse_window_ms: reuse_window_ms(settings, &routes),
-            routes: std::sync::Arc::new(routes),
-            silences,
-            alerts: Map::default(),
-            displaced: Vec::new(),
-            links: Map::default(),
-            new_links: Vec::new(),
-            groups: Map::default(),
-            dirty_groups: Set::default(),
-            incidents: Map::default(),
-            firing_base: Map::default(),
-            firing_delta: Map::default(),
-            counters: Map::default(),
-            alert_pks,
-            incident_pks: Vec::new(),
-            next_alert_pk,
-            next_incident_pk: None,
-            undo: Vec::new(),
-            touched_alerts: Set::default(),
-            touched_links: Set::default(),
-            touched_groups: Set::default(),
-            touched_incidents: Set::default(),
-            touched_deltas: Set::default(),
-            touched_counters: Set::default(),
-        };
+        let mut batch = new_batch(self.backend, settings, routes, silences, carry);
         let t0 = std::time::Instant::now();
         batch.preload(&mut tx, jobs).await?;
         let t_preload = t0.elapsed();
         let mut results = Vec::with_capacity(jobs.len());
         // Rows another node applied already (after this node stalled) are not applied twice.
         let applied = self.applied_seq(&mut tx, writer).await?;
-        for job in jobs {
-            if job.seq <= applied {
-                results.push(Err(StoreError::Conflict("applied already by another node".into())));
-                continue;
-            }
-            batch.begin_request();
-            let mut out = Vec::with_capacity(job.alerts.len());
-            let mut failed = None;
-            let mut db = Some(&mut tx);
-            for a in &job.alerts {
-                match batch.process(&mut db, &job.integration, a, job.now).await {
-                    Ok(o) => out.push(o),
-                    Err(e @ StoreError::Domain(_)) => {
-                        failed = Some(e);
-                        break;
-                    }
-                    // Database trouble: the whole batch fails and is retried by the senders.
-                    Err(e) => return Err(e),
-                }
-            }
-            match failed {
-                Some(e) => {
-                    batch.rollback_request();
-                    results.push(Err(e));
-                }
-                None => results.push(Ok(out)),
-            }
-        }
-        if let Some(r) = carry.as_mut() {
-            // Only this writer inserts alerts, so its next key stays valid.
-            r.alert_pks = std::mem::take(&mut batch.alert_pks);
-            r.next_alert_pk = batch.next_alert_pk;
-        }
+        decide(&mut batch, &mut Some(&mut tx), jobs, applied, &mut results).await?;
+        give_back_keys(&mut batch, carry);
         let t_decide = t0.elapsed();
         let timers_changed = batch.flush(&mut tx).await?;
         if let Some(last) = jobs.iter().map(|j| j.seq).max() {
@@ -847,6 +834,302 @@ impl Store {
         }
         Ok(results)
     }
+
+    /// PostgreSQL: apply `first` and then, in the same transaction, further
+    /// parts of whatever requests are queued (up to [`MAX_PARTS`]), deciding
+    /// each part while the one before is written.
+    ///
+    /// On one connection everything runs in order, so a part's state is read
+    /// before the part before is written; the batch's own state, newer, wins
+    /// over it ([`Batch::merge`]). The transaction holds every row it read
+    /// locked until it commits, so nobody else changes them in between. A
+    /// request that needs the database while it is busy (a new incident's
+    /// number, say) is decided once the write is done.
+    ///
+    /// Returns every request taken, and their outcomes once committed.
+    async fn apply_pipelined(
+        &self,
+        settings: &IngestSettings,
+        rules: &mut Option<Rules>,
+        shared: &Shared,
+        first: Vec<Job>,
+        queue: &mut mpsc::UnboundedReceiver<Job>,
+    ) -> (Vec<Job>, Result<Vec<Outcomes>, StoreError>) {
+        let mut jobs = first;
+        let done = self.apply_parts(settings, rules, shared, &mut jobs, queue).await;
+        (jobs, done)
+    }
+
+    async fn apply_parts(
+        &self,
+        settings: &IngestSettings,
+        rules: &mut Option<Rules>,
+        shared: &Shared,
+        jobs: &mut Vec<Job>,
+        queue: &mut mpsc::UnboundedReceiver<Job>,
+    ) -> Result<Vec<Outcomes>, StoreError> {
+        let writer = shared.writer.as_str();
+        let now = jobs.iter().map(|j| j.now).max().unwrap_or_default();
+        let (routes, silences) = self.rules(settings, rules, now).await?;
+        let mut tx = self.write.begin().await?;
+        let mut batch = new_batch(self.backend, settings, routes, silences, rules);
+        batch.preload(&mut tx, jobs).await?;
+        let applied = self.applied_seq(&mut tx, writer).await?;
+        let mut results = Vec::with_capacity(jobs.len());
+        decide(&mut batch, &mut Some(&mut tx), jobs, applied, &mut results).await?;
+        let mut timers_changed = false;
+        let mut parts = 1;
+        let big = |jobs: &[Job]| jobs.iter().map(|j| j.alerts.len()).sum::<usize>() >= settings.pipeline_min_alerts;
+        let mut part_start = 0;
+        loop {
+            // Everything taken so far is decided, and the transaction is at hand.
+            let next = match parts < MAX_PARTS && big(&jobs[part_start..]) {
+                true => take_queued(queue, settings.batch_requests.max(1)),
+                false => Vec::new(),
+            };
+            if next.is_empty() {
+                timers_changed |= batch.take_writes(None).write(&mut tx).await?;
+                break;
+            }
+            let t = std::time::Instant::now();
+            let mut writes = batch.take_writes(Some(&alert_keys(&next))).prepare()?;
+            phase("part_prepare", t);
+            let mut next = next;
+            // Each turn: read the next part's state and write the part before on
+            // the transaction's connection, in a task of its own; meanwhile
+            // decide the next part (as far as it goes without the database),
+            // take the part after it and build its statements.
+            loop {
+                parts += 1;
+                shared.pipelined_parts.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("klaxon_ingest_pipelined_parts_total").increment(1);
+                let mut keys = batch::keys(&batch.routes, &settings.default_route, &next);
+                let triggers = next.iter().map(|j| j.alerts.len()).sum::<usize>();
+                keys.new_alert_keys = triggers.saturating_sub(batch.alert_pks.len()) as i64;
+                let known: Set<i64> = batch.incidents.keys().copied().collect();
+                let backend = self.backend;
+                let (loaded_tx, loaded_rx) = oneshot::channel();
+                let task = tokio::spawn(async move {
+                    let t = std::time::Instant::now();
+                    match batch::load(&mut tx, backend, &keys, &known).await {
+                        Ok(loaded) => {
+                            let _ = loaded_tx.send(loaded);
+                            phase("part_load", t);
+                            let t = std::time::Instant::now();
+                            let written = writes.write(&mut tx).await;
+                            phase("part_write", t);
+                            (tx, written)
+                        }
+                        Err(e) => (tx, Err(e)),
+                    }
+                });
+                let start = jobs.len();
+                part_start = start;
+                jobs.extend(next);
+                let t = std::time::Instant::now();
+                let decided = match loaded_rx.await {
+                    Ok(loaded) => {
+                        batch.merge(loaded);
+                        decide_offline(&mut batch, &jobs[start..], applied, &mut results)?
+                    }
+                    Err(_) => 0,
+                };
+                phase("part_decide", t);
+                let mut following = None;
+                if start + decided == jobs.len() && parts < MAX_PARTS && big(&jobs[start..]) {
+                    let t = std::time::Instant::now();
+                    let after = take_queued(queue, settings.batch_requests.max(1));
+                    if !after.is_empty() {
+                        let prepared = batch.take_writes(Some(&alert_keys(&after))).prepare()?;
+                        following = Some((prepared, after));
+                    }
+                    phase("part_prepare", t);
+                }
+                let t = std::time::Instant::now();
+                let (back, written) = task
+                    .await
+                    .map_err(|e| StoreError::Conflict(format!("the ingest writer task failed: {e}")))?;
+                phase("part_wait_write", t);
+                tx = back;
+                timers_changed |= written?;
+                match following {
+                    Some((prepared, after)) => {
+                        writes = prepared;
+                        next = after;
+                    }
+                    None => {
+                        decide(
+                            &mut batch,
+                            &mut Some(&mut tx),
+                            &jobs[start + decided..],
+                            applied,
+                            &mut results,
+                        )
+                        .await?;
+                        break;
+                    }
+                }
+            }
+        }
+        give_back_keys(&mut batch, rules);
+        if let Some(last) = jobs.iter().map(|j| j.seq).max() {
+            self.set_applied_seq(&mut tx, writer, last).await?;
+        }
+        tx.commit().await?;
+        if timers_changed {
+            self.wake_engine();
+        }
+        Ok(results)
+    }
+}
+
+fn phase(name: &'static str, since: std::time::Instant) {
+    metrics::histogram!("klaxon_ingest_batch_phase_seconds", "phase" => name).record(since.elapsed().as_secs_f64());
+}
+
+/// Most parts one transaction of [`Store::apply_pipelined`] takes: it holds
+/// the rows it reads locked until it commits (an API change to one of its
+/// incidents waits for it).
+const MAX_PARTS: usize = 8;
+
+/// The alerts `jobs` are about.
+fn alert_keys(jobs: &[Job]) -> Set<batch::AlertKey> {
+    jobs.iter()
+        .flat_map(|j| j.alerts.iter().map(|a| (j.integration.id.clone(), a.dedup_key.clone())))
+        .collect()
+}
+
+/// The requests queued now, up to `max_requests` and about [`MAX_BATCH_ALERTS`] alerts.
+fn take_queued(queue: &mut mpsc::UnboundedReceiver<Job>, max_requests: usize) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    let mut alerts = 0;
+    while jobs.len() < max_requests && alerts < MAX_BATCH_ALERTS {
+        match queue.try_recv() {
+            Ok(job) => {
+                alerts += job.alerts.len();
+                jobs.push(job);
+            }
+            Err(_) => break,
+        }
+    }
+    jobs
+}
+
+/// An empty batch, with the alert keys allocated and not used yet.
+fn new_batch<'s>(
+    backend: Backend,
+    settings: &'s IngestSettings,
+    routes: Vec<Route>,
+    silences: Vec<Silence>,
+    carry: &mut Option<Rules>,
+) -> Batch<'s> {
+    let (alert_pks, next_alert_pk) = carry
+        .as_mut()
+        .map(|r| (std::mem::take(&mut r.alert_pks), r.next_alert_pk.take()))
+        .unwrap_or_default();
+    Batch {
+        backend,
+        settings,
+        reuse_window_ms: reuse_window_ms(settings, &routes),
+        routes: std::sync::Arc::new(routes),
+        silences,
+        alerts: Map::default(),
+        displaced: Vec::new(),
+        links: Map::default(),
+        new_links: Vec::new(),
+        groups: Map::default(),
+        dirty_groups: Set::default(),
+        incidents: Map::default(),
+        firing_base: Map::default(),
+        firing_delta: Map::default(),
+        counters: Map::default(),
+        alert_pks,
+        incident_pks: Vec::new(),
+        next_alert_pk,
+        next_incident_pk: None,
+        undo: Vec::new(),
+        touched_alerts: Set::default(),
+        touched_links: Set::default(),
+        touched_groups: Set::default(),
+        touched_incidents: Set::default(),
+        touched_deltas: Set::default(),
+        touched_counters: Set::default(),
+    }
+}
+
+/// Keep the alert keys the batch allocated and did not use for the next one.
+fn give_back_keys(batch: &mut Batch<'_>, carry: &mut Option<Rules>) {
+    if let Some(r) = carry.as_mut() {
+        // Only this writer inserts alerts, so its next key stays valid.
+        r.alert_pks = std::mem::take(&mut batch.alert_pks);
+        r.next_alert_pk = batch.next_alert_pk;
+    }
+}
+
+/// [`decide`] without the transaction: up to the first request that needs it.
+///
+/// It runs without a wait (nothing to wait for without the database), as long
+/// as a batch takes to decide: on a multi-thread runtime the worker hands its
+/// other tasks to another thread meanwhile. Otherwise the task writing the part
+/// before, woken on this worker, would wait for it, and the two would not overlap
+/// (measured: a 5,000-alert part written in 92 rather than 77 ms).
+fn decide_offline(
+    batch: &mut Batch<'_>,
+    jobs: &[Job],
+    applied: i64,
+    results: &mut Vec<Outcomes>,
+) -> Result<usize, StoreError> {
+    use futures::FutureExt as _;
+    let mut run = || decide(batch, &mut None, jobs, applied, results).now_or_never();
+    let done = match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(run),
+        _ => run(),
+    };
+    done.unwrap_or_else(|| Err(StoreError::Conflict("deciding without the database waited".into())))
+}
+
+/// Decide `jobs` in order, each all or nothing, into `results`. Returns how
+/// many were decided: all, or, without the transaction (`db` is `None`), those
+/// before the first that needs it.
+async fn decide(
+    batch: &mut Batch<'_>,
+    db: &mut batch::Db<'_, '_>,
+    jobs: &[Job],
+    applied: i64,
+    results: &mut Vec<Outcomes>,
+) -> Result<usize, StoreError> {
+    for (i, job) in jobs.iter().enumerate() {
+        if job.seq <= applied {
+            results.push(Err(StoreError::Conflict("applied already by another node".into())));
+            continue;
+        }
+        batch.begin_request();
+        let mut out = Vec::with_capacity(job.alerts.len());
+        let mut failed = None;
+        for a in &job.alerts {
+            match batch.process(db, &job.integration, a, job.now).await {
+                Ok(o) => out.push(o),
+                Err(e @ StoreError::Domain(_)) => {
+                    failed = Some(e);
+                    break;
+                }
+                Err(StoreError::Deferred) => {
+                    batch.rollback_request();
+                    return Ok(i);
+                }
+                // Database trouble: the whole batch fails and is retried.
+                Err(e) => return Err(e),
+            }
+        }
+        match failed {
+            Some(e) => {
+                batch.rollback_request();
+                results.push(Err(e));
+            }
+            None => results.push(Ok(out)),
+        }
+    }
+    Ok(jobs.len())
 }
 
 fn reply(to: Option<oneshot::Sender<Outcomes>>, outcome: Outcomes) {

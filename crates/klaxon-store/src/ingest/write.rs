@@ -6,7 +6,7 @@ use std::sync::Arc;
 use klaxon_domain::config::Catalog;
 use sqlx::{Any, AssertSqlSafe, Transaction};
 
-use super::batch::{AlertRow, Batch, IncState, RowState, Set};
+use super::batch::{AlertKey, AlertRow, Batch, IncState, RowState, Set};
 use crate::incidents::{to_json, write_services};
 use crate::{Backend, StoreError};
 
@@ -344,13 +344,16 @@ impl Batch<'_> {
 
     /// Write everything decided; true if engine timers changed.
     pub(super) async fn flush(mut self, tx: &mut Transaction<'_, Any>) -> Result<bool, StoreError> {
-        self.take_writes(false).write(tx).await
+        self.take_writes(None).write(tx).await
     }
 
-    /// Take out everything decided since the last time, to be written. With
-    /// `keep`, the batch keeps what it knows (now as written) for parts of the
-    /// transaction still to be decided; without, it is left empty.
-    pub(super) fn take_writes(&mut self, keep: bool) -> Writes {
+    /// Take out everything decided since the last time, to be written.
+    ///
+    /// With `keep`, the alerts of those keys stay in the batch (as written) for
+    /// the next part of the transaction, whose state is read before this is
+    /// written; the rest leave it (parts after that read them once this is
+    /// written). Without, the alerts all leave it.
+    pub(super) fn take_writes(&mut self, keep: Option<&Set<AlertKey>>) -> Writes {
         let mut incidents: Vec<(i64, IncState)> = Vec::new();
         for (pk, st) in self.incidents.iter_mut() {
             // Alert changes still pending become their events now.
@@ -379,13 +382,17 @@ impl Batch<'_> {
             RowState::Dirty => changed.push(r),
             RowState::Clean => {}
         };
-        if keep {
-            for r in self.alerts.values_mut().filter(|r| r.state != RowState::Clean) {
-                sort(r.clone());
-                r.state = RowState::Clean;
+        match keep {
+            Some(keep) => {
+                self.alerts
+                    .extract_if(|k, _| !keep.contains(k))
+                    .for_each(|(_, r)| sort(r));
+                for r in self.alerts.values_mut().filter(|r| r.state != RowState::Clean) {
+                    sort(r.clone());
+                    r.state = RowState::Clean;
+                }
             }
-        } else {
-            std::mem::take(&mut self.alerts).into_values().for_each(&mut sort);
+            None => std::mem::take(&mut self.alerts).into_values().for_each(&mut sort),
         }
         std::mem::take(&mut self.displaced).into_iter().for_each(sort);
         new.sort_by_key(|r| r.pk);
@@ -426,162 +433,203 @@ impl Batch<'_> {
     }
 }
 
+/// The rows of one table a [`Writes`] inserts, as [`insert_rows`] takes them.
+struct RowSet {
+    table: &'static str,
+    cols: &'static [&'static str],
+    rows: Box<dyn ExactSizeIterator<Item = Result<Vec<Val>, StoreError>> + Send>,
+    suffix: &'static str,
+}
+
+const INCIDENT_COLS: [&str; 13] = [
+    "pk",
+    "id",
+    "title",
+    "severity",
+    "category",
+    "status",
+    "private",
+    "started_at",
+    "declared_at",
+    "updated_at",
+    "version",
+    "head_hash",
+    "body",
+];
+
+const ALERT_COLS: [&str; 21] = [
+    "pk",
+    "integration_id",
+    "dedup_key",
+    "status",
+    "acknowledged",
+    "suppressed_by",
+    "flapping",
+    "changes",
+    "summary",
+    "severity",
+    "source",
+    "labels",
+    "annotations",
+    "links",
+    "details",
+    "starts_at",
+    "ends_at",
+    "last_seen_at",
+    "receive_count",
+    "created_at",
+    "updated_at",
+];
+
+const EVENT_COLS: [&str; 8] = [
+    "incident_pk",
+    "seq",
+    "at",
+    "actor",
+    "type",
+    "payload",
+    "prev_hash",
+    "hash",
+];
+
+/// What a [`Writes`] does besides inserting rows: incidents' services (if
+/// new) and engine timers, and the incident ID counters.
+pub(super) struct Rest {
+    catalog: Arc<Catalog>,
+    incidents: Vec<(i64, IncState)>,
+    counters: Vec<(String, i64)>,
+}
+
+/// A [`Writes`] with every statement built, ready to run: see [`Writes::prepare`].
+pub(super) struct Prepared {
+    statements: Vec<(&'static str, InsertQuery)>,
+    rest: Rest,
+}
+
+type InsertQuery = sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>;
+
 impl Writes {
-    /// Write it all in `tx`; true if engine timers changed.
+    /// Write it all in `tx`, building each statement while the database runs
+    /// the one before; true if engine timers changed.
     pub(super) async fn write(self, tx: &mut Transaction<'_, Any>) -> Result<bool, StoreError> {
         let backend = self.backend;
         if backend == Backend::Postgres {
             sqlx::query(GENERIC_PLANS).execute(&mut **tx).await?;
         }
-        // New incidents first (events and links point at them).
-        let mut incidents = self.incidents;
-        let inc_cols = [
-            "pk",
-            "id",
-            "title",
-            "severity",
-            "category",
-            "status",
-            "private",
-            "started_at",
-            "declared_at",
-            "updated_at",
-            "version",
-            "head_hash",
-            "body",
-        ];
-        let mut rows = Vec::new();
-        for (pk, st) in &incidents {
-            let i = &st.inc;
-            rows.push(vec![
-                Val::I(*pk),
-                Val::S(i.id.clone()),
-                Val::S(i.title.clone()),
-                Val::S(i.severity.clone()),
-                Val::OS(i.category.clone()),
-                Val::S(i.status.as_str().into()),
-                Val::I(i.private as i64),
-                Val::I(i.started_at.as_millisecond()),
-                Val::I(i.declared_at.as_millisecond()),
-                Val::I(i.updated_at.as_millisecond()),
-                Val::I(i.version as i64),
-                Val::S(st.head.clone()),
-                Val::S(to_json(i)?),
-            ]);
+        let (sets, rest) = self.row_sets();
+        for set in sets {
+            insert_rows(tx, backend, set.table, set.cols, set.rows, set.suffix).await?;
         }
-        // New and changed incidents in one statement: insert, or update the projection.
-        insert_rows(
-            tx,
-            backend,
-            "incidents",
-            &inc_cols,
-            rows.into_iter().map(Ok),
-            " ON CONFLICT (pk) DO UPDATE SET title = excluded.title, severity = excluded.severity, category = excluded.category, \
-             status = excluded.status, private = excluded.private, started_at = excluded.started_at, updated_at = excluded.updated_at, \
-             version = excluded.version, head_hash = excluded.head_hash, body = excluded.body",
-        )
-        .await?;
-        for (pk, st) in incidents.iter().filter(|(_, s)| s.is_new) {
-            write_services(tx, *pk, &st.inc.services).await?;
-        }
-        let now_ts = incidents.iter().map(|(_, s)| s.inc.updated_at).max();
-        let mut timers_changed = false;
-        for (pk, st) in &incidents {
-            if let Some(now) = now_ts {
-                timers_changed |= crate::timers::after_events(tx, *pk, &st.inc, &st.events, now, &self.catalog).await?;
+        rest.write(tx).await
+    }
+
+    /// Build every statement now, to run later (while the part before is
+    /// written, so that the database does not wait for them to be built).
+    pub(super) fn prepare(self) -> Result<Prepared, StoreError> {
+        let backend = self.backend;
+        let (sets, rest) = self.row_sets();
+        let mut statements = Vec::new();
+        for set in sets {
+            let mut rows = set.rows;
+            let mut left = rows.len();
+            while let Some(query) = next_chunk(backend, set.table, set.cols, &mut rows, &mut left, set.suffix) {
+                statements.push((set.table, query?));
             }
         }
-        // Alerts.
-        let alert_cols = [
-            "pk",
-            "integration_id",
-            "dedup_key",
-            "status",
-            "acknowledged",
-            "suppressed_by",
-            "flapping",
-            "changes",
-            "summary",
-            "severity",
-            "source",
-            "labels",
-            "annotations",
-            "links",
-            "details",
-            "starts_at",
-            "ends_at",
-            "last_seen_at",
-            "receive_count",
-            "created_at",
-            "updated_at",
-        ];
-        // Changed rows go first: a resolution frees the "one firing alert per
-        // key" index for a new row.
+        Ok(Prepared { statements, rest })
+    }
+
+    /// The rows to insert, table by table in the order they must go, and the rest.
+    fn row_sets(self) -> (Vec<RowSet>, Rest) {
+        // New incidents first (events and links point at them).
+        let incidents = self.incidents;
+        let rows: Vec<Result<Vec<Val>, StoreError>> = incidents
+            .iter()
+            .map(|(pk, st)| {
+                let i = &st.inc;
+                Ok(vec![
+                    Val::I(*pk),
+                    Val::S(i.id.clone()),
+                    Val::S(i.title.clone()),
+                    Val::S(i.severity.clone()),
+                    Val::OS(i.category.clone()),
+                    Val::S(i.status.as_str().into()),
+                    Val::I(i.private as i64),
+                    Val::I(i.started_at.as_millisecond()),
+                    Val::I(i.declared_at.as_millisecond()),
+                    Val::I(i.updated_at.as_millisecond()),
+                    Val::I(i.version as i64),
+                    Val::S(st.head.clone()),
+                    Val::S(to_json(i)?),
+                ])
+            })
+            .collect();
+        let mut sets = vec![RowSet {
+            table: "incidents",
+            cols: &INCIDENT_COLS,
+            rows: Box::new(rows.into_iter()),
+            // New and changed incidents in one statement: insert, or update the projection.
+            suffix: " ON CONFLICT (pk) DO UPDATE SET title = excluded.title, severity = excluded.severity, category = excluded.category, \
+                     status = excluded.status, private = excluded.private, started_at = excluded.started_at, updated_at = excluded.updated_at, \
+                     version = excluded.version, head_hash = excluded.head_hash, body = excluded.body",
+        }];
+        // Alerts. Changed rows go first: a resolution frees the "one firing
+        // alert per key" index for a new row.
         let new_pks: Set<i64> = self.new.iter().map(|r| r.pk).collect();
-        insert_rows(
-            tx,
-            backend,
-            "alerts",
-            &alert_cols,
-            self.changed.into_iter().map(alert_values),
-            " ON CONFLICT (pk) DO UPDATE SET status = excluded.status, acknowledged = excluded.acknowledged, suppressed_by = excluded.suppressed_by, \
-             flapping = excluded.flapping, changes = excluded.changes, summary = excluded.summary, labels = excluded.labels, \
-             annotations = excluded.annotations, ends_at = excluded.ends_at, last_seen_at = excluded.last_seen_at, \
-             receive_count = excluded.receive_count, updated_at = excluded.updated_at",
-        )
-        .await?;
-        insert_rows(
-            tx,
-            backend,
-            "alerts",
-            &alert_cols,
-            self.new.into_iter().map(alert_values),
-            "",
-        )
-        .await?;
+        sets.push(RowSet {
+            table: "alerts",
+            cols: &ALERT_COLS,
+            rows: Box::new(self.changed.into_iter().map(alert_values)),
+            suffix: " ON CONFLICT (pk) DO UPDATE SET status = excluded.status, acknowledged = excluded.acknowledged, suppressed_by = excluded.suppressed_by, \
+                     flapping = excluded.flapping, changes = excluded.changes, summary = excluded.summary, labels = excluded.labels, \
+                     annotations = excluded.annotations, ends_at = excluded.ends_at, last_seen_at = excluded.last_seen_at, \
+                     receive_count = excluded.receive_count, updated_at = excluded.updated_at",
+        });
+        sets.push(RowSet {
+            table: "alerts",
+            cols: &ALERT_COLS,
+            rows: Box::new(self.new.into_iter().map(alert_values)),
+            suffix: "",
+        });
         // Links and groups: a new alert has no links yet.
         let (fresh, more): (Vec<_>, Vec<_>) = self
             .links
             .into_iter()
             .partition(|(_, alert_pk, _)| new_pks.contains(alert_pk));
         for (links, suffix) in [(fresh, ""), (more, " ON CONFLICT (incident_pk, alert_pk) DO NOTHING")] {
-            let rows = links
-                .into_iter()
-                .map(|(i, a, r)| Ok(vec![Val::I(i), Val::I(a), Val::S(r)]));
-            insert_rows(
-                tx,
-                backend,
-                "incident_alerts",
-                &["incident_pk", "alert_pk", "route"],
-                rows,
+            sets.push(RowSet {
+                table: "incident_alerts",
+                cols: &["incident_pk", "alert_pk", "route"],
+                rows: Box::new(
+                    links
+                        .into_iter()
+                        .map(|(i, a, r)| Ok(vec![Val::I(i), Val::I(a), Val::S(r)])),
+                ),
                 suffix,
-            )
-            .await?;
+            });
         }
         let now = incidents
             .iter()
             .map(|(_, s)| s.inc.updated_at.as_millisecond())
             .max()
             .unwrap_or(0);
-        let groups = self
-            .groups
-            .into_iter()
-            .map(|(gk, pk)| Ok(vec![Val::S(gk), Val::I(pk), Val::I(now)]));
-        insert_rows(
-            tx,
-            backend,
-            "alert_groups",
-            &["group_key", "incident_pk", "updated_at"],
-            groups,
-            " ON CONFLICT (group_key) DO UPDATE SET incident_pk = excluded.incident_pk, updated_at = excluded.updated_at",
-        )
-        .await?;
+        sets.push(RowSet {
+            table: "alert_groups",
+            cols: &["group_key", "incident_pk", "updated_at"],
+            rows: Box::new(
+                self.groups
+                    .into_iter()
+                    .map(move |(gk, pk)| Ok(vec![Val::S(gk), Val::I(pk), Val::I(now)])),
+            ),
+            suffix: " ON CONFLICT (group_key) DO UPDATE SET incident_pk = excluded.incident_pk, updated_at = excluded.updated_at",
+        });
         // Timeline events.
+        let mut incidents = incidents;
         let mut events = Vec::new();
         for (pk, st) in &mut incidents {
             let payloads = std::mem::take(&mut st.payloads);
             for (e, payload) in st.events.iter().zip(payloads) {
-                events.push(vec![
+                events.push(Ok(vec![
                     Val::I(*pk),
                     Val::I(e.seq as i64),
                     Val::I(e.at.as_millisecond()),
@@ -590,27 +638,62 @@ impl Writes {
                     Val::S(payload),
                     Val::S(e.prev_hash.clone()),
                     Val::S(e.hash.clone()),
-                ]);
+                ]));
             }
         }
-        insert_rows(
-            tx,
-            backend,
-            "incident_events",
-            &[
-                "incident_pk",
-                "seq",
-                "at",
-                "actor",
-                "type",
-                "payload",
-                "prev_hash",
-                "hash",
-            ],
-            events.into_iter().map(Ok),
-            "",
-        )
-        .await?;
+        sets.push(RowSet {
+            table: "incident_events",
+            cols: &EVENT_COLS,
+            rows: Box::new(events.into_iter()),
+            suffix: "",
+        });
+        let rest = Rest {
+            catalog: self.catalog,
+            incidents,
+            counters: self.counters,
+        };
+        (sets, rest)
+    }
+}
+
+impl Prepared {
+    /// Run the statements in order, then the rest; true if engine timers changed.
+    pub(super) async fn write(self, tx: &mut Transaction<'_, Any>) -> Result<bool, StoreError> {
+        sqlx::query(GENERIC_PLANS).execute(&mut **tx).await?;
+        // Timed per table, as `insert_rows` does.
+        let mut timing: Option<(&str, std::time::Instant)> = None;
+        for (table, query) in self.statements {
+            match timing {
+                Some((t, _)) if t == table => {}
+                _ => {
+                    if let Some((t, started)) = timing.replace((table, std::time::Instant::now())) {
+                        metrics::histogram!("klaxon_ingest_write_seconds", "table" => t)
+                            .record(started.elapsed().as_secs_f64());
+                    }
+                }
+            }
+            query.execute(&mut **tx).await?;
+        }
+        if let Some((t, started)) = timing {
+            metrics::histogram!("klaxon_ingest_write_seconds", "table" => t).record(started.elapsed().as_secs_f64());
+        }
+        self.rest.write(tx).await
+    }
+}
+
+impl Rest {
+    /// New incidents' services, engine timers, ID counters; true if timers changed.
+    async fn write(self, tx: &mut Transaction<'_, Any>) -> Result<bool, StoreError> {
+        for (pk, st) in self.incidents.iter().filter(|(_, s)| s.is_new) {
+            write_services(tx, *pk, &st.inc.services).await?;
+        }
+        let now_ts = self.incidents.iter().map(|(_, s)| s.inc.updated_at).max();
+        let mut timers_changed = false;
+        for (pk, st) in &self.incidents {
+            if let Some(now) = now_ts {
+                timers_changed |= crate::timers::after_events(tx, *pk, &st.inc, &st.events, now, &self.catalog).await?;
+            }
+        }
         for (scope, last) in self.counters {
             sqlx::query("INSERT INTO id_counters (scope, last) VALUES ($1, $2) ON CONFLICT (scope) DO UPDATE SET last = excluded.last")
                 .bind(scope)

@@ -1406,3 +1406,116 @@ both!(awkward_label_text_round_trips_byte_for_byte, |app| {
         "stored payloads verify"
     );
 });
+
+// On PostgreSQL the applier decides one part of a transaction while the part
+// before is written. Requests queued behind a held first part are applied in
+// parts of two, and come out as they would one by one: a key repeated in every
+// part counted once per request, groups opened in later parts (their incident
+// numbers need the database, so they wait for the write), a resolution in a
+// later part of an alert fired in an earlier one resolving its incident.
+both!(requests_applied_in_parts_come_out_as_applied_one_by_one, |app| {
+    let info = prom_integration(&app).await;
+    let mut settings = klaxon_store::IngestSettings::new(app.catalog.clone());
+    settings.batch_requests = 2;
+    settings.pipeline_min_alerts = 0;
+    let ingestor = klaxon_store::Ingestor::start(app.store.clone(), std::sync::Arc::new(settings), app.clock.clone());
+    // PostgreSQL: hold the applier's first read until every request is queued.
+    let blocker = match app.backend {
+        "postgres" => {
+            let pool = journal_pool(&app).await;
+            let mut tx = pool.begin().await.unwrap();
+            sqlx::query("LOCK TABLE alerts IN ACCESS EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            Some((pool, tx))
+        }
+        _ => None,
+    };
+    let resolve = |dedup: &str| klaxon_domain::alert::AlertInput {
+        action: klaxon_domain::alert::AlertAction::Resolve,
+        ..trigger(dedup, "resolved", "Parts", "warning", "solo")
+    };
+    let mut requests = Vec::new();
+    for i in 0..24 {
+        let mut alerts = vec![
+            trigger(
+                &format!("shared-{i}"),
+                &format!("shared {i}"),
+                "Parts",
+                "warning",
+                "shared",
+            ),
+            trigger("repeat", "repeated", "Parts", "warning", "shared"),
+        ];
+        if i % 4 == 3 {
+            alerts.push(trigger(
+                &format!("new-{i}"),
+                "new group",
+                "Parts",
+                "warning",
+                &format!("new-{i}"),
+            ));
+        }
+        match i {
+            0 => alerts.push(trigger("solo-1", "solo", "Parts", "warning", "solo")),
+            17 => alerts.push(resolve("solo-1")),
+            _ => {}
+        }
+        requests.push(alerts);
+    }
+    let now = app.clock_now();
+    let mut outcomes = Vec::new();
+    for alerts in requests {
+        // Each is journaled (answered) before the next is sent: their order is the journal's.
+        let rx = ingestor.accept(info.clone(), alerts, now, true).await.unwrap().unwrap();
+        outcomes.push(rx);
+    }
+    if let Some((pool, tx)) = blocker {
+        tx.commit().await.unwrap();
+        pool.close().await;
+    }
+    for rx in outcomes {
+        let out = rx.await.unwrap().unwrap();
+        assert!(out.iter().all(|o| o.incidents.len() == 1), "{out:?}");
+    }
+    ingestor.settled().await;
+    if app.backend == "postgres" {
+        assert!(ingestor.pipelined_parts() > 0, "parts were pipelined");
+    }
+    assert_eq!(ingestor.failed_batches(), 0);
+    let alerts = app.client.alerts(&[]).await.unwrap();
+    let items = alerts["items"].as_array().unwrap();
+    // 24 shared, 1 repeat, 6 new groups, 1 solo.
+    assert_eq!(items.len(), 32, "{alerts}");
+    let repeat = items.iter().find(|a| a["dedup_key"] == "repeat").unwrap();
+    assert_eq!(repeat["receive_count"], 24);
+    let solo = items.iter().find(|a| a["dedup_key"] == "solo-1").unwrap();
+    assert_eq!(solo["status"], "resolved");
+    let list = incidents(&app).await;
+    assert_eq!(list.len(), 8, "shared, solo and 6 new groups");
+    let ids: std::collections::HashSet<_> = list.iter().map(|i| i.id.clone()).collect();
+    assert_eq!(ids.len(), 8, "every incident its own number");
+    let mut fired = Vec::new();
+    for i in &list {
+        fired.push(alert_changes(&app, &i.id, "fired").await.len());
+    }
+    fired.sort();
+    // 24 shared alerts and the repeat key fired once each; the rest one each.
+    assert_eq!(fired, [1, 1, 1, 1, 1, 1, 1, 25]);
+    let resolved: Vec<_> = list
+        .iter()
+        .filter(|i| i.status == klaxon_domain::Status::Resolved)
+        .collect();
+    assert_eq!(resolved.len(), 1, "the solo incident, its only alert resolved");
+    assert_eq!(alert_changes(&app, &resolved[0].id, "resolved").await.len(), 1);
+    // The timeline of every incident is one unbroken chain.
+    for i in &list {
+        let timeline = app.client.timeline(&i.id).await.unwrap();
+        let mut prev = klaxon_domain::event::GENESIS_HASH.to_string();
+        for e in &timeline.events {
+            assert_eq!(e.prev_hash, prev, "{}", i.id);
+            prev = e.hash.clone();
+        }
+    }
+});
