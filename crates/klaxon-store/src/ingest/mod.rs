@@ -989,8 +989,10 @@ fn phase(name: &'static str, since: std::time::Instant) {
 
 /// Most parts one transaction of [`Store::apply_pipelined`] takes: it holds
 /// the rows it reads locked until it commits (an API change to one of its
-/// incidents waits for it).
-const MAX_PARTS: usize = 8;
+/// incidents waits for it), and answers outcomes then. Measured at batch 100,
+/// 2 interleaved pairs, against 8: p99 latency 662 -> 365 ms, alerts/s accepted
+/// 1 % and applied 4 % lower.
+const MAX_PARTS: usize = 4;
 
 /// The alerts `jobs` are about.
 fn alert_keys(jobs: &[Job]) -> Set<batch::AlertKey> {
