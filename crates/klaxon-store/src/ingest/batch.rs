@@ -1188,15 +1188,11 @@ pub(super) async fn load(
     let pks: Vec<i64> = out.alerts.iter().map(|(_, a)| a.pk).collect();
     // (Chunks of an empty list run no query.)
     for chunk in padded_chunks(&pks) {
-        let ph: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 1)).collect();
-        let sql = format!(
-            "SELECT alert_pk, incident_pk, route FROM incident_alerts WHERE alert_pk IN ({}) ORDER BY incident_pk",
-            ph.join(", ")
+        let q = in_list(
+            "SELECT alert_pk, incident_pk, route FROM incident_alerts WHERE alert_pk",
+            chunk,
+            " ORDER BY incident_pk",
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for pk in &chunk {
-            q = q.bind(*pk);
-        }
         for r in q.fetch_all(&mut **tx).await? {
             out.links
                 .push((r.try_get("alert_pk")?, r.try_get("incident_pk")?, r.try_get("route")?));
@@ -1206,15 +1202,11 @@ pub(super) async fn load(
     let gks = &keys.groups;
     let mut found: Set<String> = Set::default();
     for chunk in padded_chunks(gks) {
-        let ph: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 1)).collect();
-        let sql = format!(
-            "SELECT group_key, incident_pk FROM alert_groups WHERE group_key IN ({})",
-            ph.join(", ")
+        let q = in_list(
+            "SELECT group_key, incident_pk FROM alert_groups WHERE group_key",
+            chunk,
+            "",
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for g in &chunk {
-            q = q.bind(g.clone());
-        }
         for r in q.fetch_all(&mut **tx).await? {
             let g: String = r.try_get("group_key")?;
             found.insert(g.clone());
@@ -1235,6 +1227,18 @@ pub(super) async fn load(
         out.alert_pks = new_keys(tx, "alerts", keys.new_alert_keys).await?;
     }
     Ok(out)
+}
+
+/// `{head} IN ($1, …, $n){tail}` for one chunk of [`padded_chunks`], the chunk bound.
+fn in_list<T>(head: &str, chunk: Vec<T>, tail: &str) -> sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>
+where
+    T: 'static + Send + sqlx::Encode<'static, Any> + sqlx::Type<Any>,
+{
+    let ph: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+    let sql = format!("{head} IN ({}){tail}", ph.join(", "));
+    chunk
+        .into_iter()
+        .fold(sqlx::query(AssertSqlSafe(sql)), |q, v| q.bind(v))
 }
 
 /// PostgreSQL: `n` new keys of `table`, in order.
@@ -1263,15 +1267,7 @@ async fn read_incidents(
     };
     let mut out = Vec::with_capacity(pks.len());
     for chunk in padded_chunks(pks) {
-        let ph: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 1)).collect();
-        let sql = format!(
-            "SELECT pk, head_hash, body FROM incidents WHERE pk IN ({}){lock}",
-            ph.join(", ")
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for pk in &chunk {
-            q = q.bind(*pk);
-        }
+        let q = in_list("SELECT pk, head_hash, body FROM incidents WHERE pk", chunk, lock);
         for r in q.fetch_all(&mut **tx).await? {
             let inc = parse_body(&r.try_get::<String, _>("body")?)?;
             out.push((

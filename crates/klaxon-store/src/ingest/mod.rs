@@ -499,6 +499,7 @@ async fn run_applier(
             jobs.push(job);
         }
         let mut batch = std::mem::take(&mut jobs);
+        let mut last = None;
         // PostgreSQL: a big batch (the applier is behind) is followed by more
         // in one transaction, pipelined; a small one is applied on its own.
         if store.backend == Backend::Postgres && alerts >= settings.pipeline_min_alerts {
@@ -506,31 +507,23 @@ async fn run_applier(
                 .apply_pipelined(&settings, &mut rules, &shared, batch, &mut rx)
                 .await;
             alerts = taken.iter().map(|j| j.alerts.len()).sum();
-            match done {
+            batch = match done {
                 Ok(results) => {
-                    let last = taken.iter().map(|j| j.seq).max();
-                    metrics::histogram!("klaxon_ingest_batch_requests").record(taken.len() as f64);
-                    for (job, r) in taken.into_iter().zip(results) {
-                        reply(job.reply, r);
-                    }
-                    if let Some(last) = last {
-                        shared.applied.fetch_max(last, Ordering::AcqRel);
-                    }
-                    batch = Vec::new();
+                    last = answer(taken, results);
+                    Vec::new()
                 }
                 Err(e) => {
-                    shared.failed_batches.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("klaxon_ingest_batch_failures_total").increment(1);
-                    tracing::error!(error = %e, requests = taken.len(), "applying accepted alerts failed; retrying");
-                    batch = taken;
+                    batch_failed(&shared.failed_batches, &e, taken.len());
+                    taken
                 }
-            }
+            };
         }
-        if !batch.is_empty()
-            && let Some(last) = store
+        if !batch.is_empty() {
+            last = store
                 .apply_with_retry(&settings, &mut rules, &shared.writer, batch, &shared.failed_batches)
-                .await
-        {
+                .await;
+        }
+        if let Some(last) = last {
             shared.applied.fetch_max(last, Ordering::AcqRel);
         }
         shared.add_backlog(-(alerts as isize));
@@ -614,17 +607,9 @@ impl Store {
         let mut pause = std::time::Duration::from_millis(50);
         for _attempt in 0..3 {
             match self.ingest_batch(settings, rules, writer, &jobs).await {
-                Ok(results) => {
-                    metrics::histogram!("klaxon_ingest_batch_requests").record(jobs.len() as f64);
-                    for (job, r) in jobs.into_iter().zip(results) {
-                        reply(job.reply, r);
-                    }
-                    return last;
-                }
+                Ok(results) => return answer(jobs, results),
                 Err(e) => {
-                    failures.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("klaxon_ingest_batch_failures_total").increment(1);
-                    tracing::error!(error = %e, requests = jobs.len(), "applying accepted alerts failed; retrying");
+                    batch_failed(failures, &e, jobs.len());
                     tokio::time::sleep(pause).await;
                     pause *= 4;
                 }
@@ -904,8 +889,8 @@ impl Store {
                 shared.pipelined_parts.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("klaxon_ingest_pipelined_parts_total").increment(1);
                 let mut keys = batch::keys(&batch.routes, &settings.default_route, &next);
-                let triggers = next.iter().map(|j| j.alerts.len()).sum::<usize>();
-                keys.new_alert_keys = triggers.saturating_sub(batch.alert_pks.len()) as i64;
+                let alerts = next.iter().map(|j| j.alerts.len()).sum::<usize>();
+                keys.new_alert_keys = alerts.saturating_sub(batch.alert_pks.len()) as i64;
                 let known: Set<i64> = batch.incidents.keys().copied().collect();
                 let backend = self.backend;
                 let (loaded_tx, loaded_rx) = oneshot::channel();
@@ -1132,6 +1117,24 @@ async fn decide(
         }
     }
     Ok(jobs.len())
+}
+
+/// Answer each request of an applied batch with its outcome; returns the last
+/// sequence applied.
+fn answer(jobs: Vec<Job>, results: Vec<Outcomes>) -> Option<i64> {
+    let last = jobs.iter().map(|j| j.seq).max();
+    metrics::histogram!("klaxon_ingest_batch_requests").record(jobs.len() as f64);
+    for (job, r) in jobs.into_iter().zip(results) {
+        reply(job.reply, r);
+    }
+    last
+}
+
+/// Count and log a batch whose transaction failed (it is retried).
+fn batch_failed(failures: &AtomicU64, e: &StoreError, requests: usize) {
+    failures.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!("klaxon_ingest_batch_failures_total").increment(1);
+    tracing::error!(error = %e, requests, "applying accepted alerts failed; retrying");
 }
 
 fn reply(to: Option<oneshot::Sender<Outcomes>>, outcome: Outcomes) {
