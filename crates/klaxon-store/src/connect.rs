@@ -87,6 +87,11 @@ fn migrations(backend: Backend) -> Migrator {
                 include_str!("../migrations/sqlite/0012_alerts_integration_fk.sql"),
             ),
             (13, "lz4_toast", include_str!("../migrations/sqlite/0013_lz4_toast.sql")),
+            (
+                14,
+                "alerts_past_idx",
+                include_str!("../migrations/sqlite/0014_alerts_past_idx.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -137,6 +142,11 @@ fn migrations(backend: Backend) -> Migrator {
                 13,
                 "lz4_toast",
                 include_str!("../migrations/postgres/0013_lz4_toast.sql"),
+            ),
+            (
+                14,
+                "alerts_past_idx",
+                include_str!("../migrations/postgres/0014_alerts_past_idx.sql"),
             ),
         ],
     };

@@ -3,9 +3,10 @@
 use jiff::Timestamp;
 use klaxon_domain::alert::{Route, Silence};
 use klaxon_domain::wire::{IntegrationFormat, IntegrationInfo};
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
 
+use crate::alerts::OF_INTEGRATION;
 use crate::error::ts;
 use crate::tokens::{hash_secret, random_hex};
 use crate::{Store, StoreError};
@@ -156,11 +157,13 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::NotFoundOf("integration", id_or_name.to_string()))?;
         let mut tx = self.write.begin().await?;
-        sqlx::query("DELETE FROM incident_alerts WHERE alert_pk IN (SELECT pk FROM alerts WHERE integration_id = $1)")
-            .bind(info.id.clone())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM alerts WHERE integration_id = $1")
+        sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM incident_alerts WHERE alert_pk IN (SELECT a.pk FROM alerts a WHERE {OF_INTEGRATION})"
+        )))
+        .bind(info.id.clone())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(AssertSqlSafe(format!("DELETE FROM alerts AS a WHERE {OF_INTEGRATION}")))
             .bind(info.id.clone())
             .execute(&mut *tx)
             .await?;

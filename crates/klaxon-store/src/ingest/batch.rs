@@ -1141,11 +1141,16 @@ pub(super) async fn load(
                 // One index probe per key: with `IN (...)` PostgreSQL's planner, working from
                 // statistics older than a burst of new alerts, scanned every alert of the
                 // integration (42 ms instead of 1 ms for 500 keys among 90,000 alerts).
+                // A firing alert is the latest of its key and is found through the
+                // one-firing index; only the others are in `alerts_past_idx` (migration 0014).
                 Backend::Postgres => {
                     let ph: Vec<String> = (0..chunk.len()).map(|i| format!("(${})", i + 2)).collect();
                     format!(
                         "SELECT {COLS} FROM (VALUES {}) k(key) CROSS JOIN LATERAL \
-                         (SELECT {COLS} FROM alerts b WHERE b.integration_id = $1 AND b.dedup_key = k.key ORDER BY pk DESC LIMIT 1{lock}) a",
+                         (SELECT {COLS} FROM alerts b WHERE b.pk = COALESCE(\
+                         (SELECT c.pk FROM alerts c WHERE c.integration_id = $1 AND c.dedup_key = k.key AND c.status = 'firing'), \
+                         (SELECT c.pk FROM alerts c WHERE c.integration_id = $1 AND c.dedup_key = k.key AND c.status <> 'firing' \
+                         ORDER BY c.pk DESC LIMIT 1)){lock}) a",
                         ph.join(", ")
                     )
                 }

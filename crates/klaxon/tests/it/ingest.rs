@@ -1519,3 +1519,138 @@ both!(requests_applied_in_parts_come_out_as_applied_one_by_one, |app| {
         }
     }
 });
+
+// The latest episode of a dedup key is found whether it is firing (through the
+// one-firing index on PostgreSQL) or not (through the index of the others): a
+// repeat joins the firing episode, a refire within the reuse window reopens the
+// newest resolved one and never an older one.
+both!(the_latest_episode_of_a_key_is_found_whatever_its_status, |app| {
+    let info = prom_integration(&app).await;
+    let eager = start_ingestor(&app, Some(std::time::Duration::ZERO));
+    let fire = || trigger("episodes", "disk full", "DiskFull", "warning", "disk");
+    let resolve = || klaxon_domain::alert::AlertInput {
+        action: klaxon_domain::alert::AlertAction::Resolve,
+        ..fire()
+    };
+    let t0 = app.clock_now();
+    let steps = [
+        (fire(), 0),      // episode 1 opens
+        (resolve(), 1),   // and resolves
+        (fire(), 120),    // past the reuse window: episode 2
+        (fire(), 121),    // a repeat of episode 2 (firing)
+        (resolve(), 122), // episode 2 resolves
+        (fire(), 123),    // within the window: episode 2 reopens, not 1
+        (fire(), 124),    // and repeats again
+    ];
+    for (alert, mins) in steps {
+        eager
+            .submit(info.clone(), vec![alert], t0 + SignedDuration::from_mins(mins))
+            .await
+            .unwrap();
+    }
+    let alerts = app.client.alerts(&[]).await.unwrap();
+    let mut rows: Vec<(i64, String, u64)> = alerts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["id"].as_i64().unwrap(),
+                a["status"].as_str().unwrap().to_string(),
+                a["receive_count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    rows.sort();
+    let seen: Vec<(&str, u64)> = rows.iter().map(|r| (r.1.as_str(), r.2)).collect();
+    assert_eq!(seen, [("resolved", 1), ("firing", 4)], "{alerts}");
+    assert_eq!(eager.failed_batches(), 0);
+    // Listing by status reads each part (PostgreSQL indexes them apart).
+    for (status, id) in [("firing", rows[1].0), ("resolved", rows[0].0)] {
+        let listed = app.client.alerts(&[("status", status.to_string())]).await.unwrap();
+        let ids: Vec<i64> = listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ids, [id], "{status}: {listed}");
+    }
+});
+
+/// A connection to the app's main database (not its journal).
+async fn main_db(app: &TestApp) -> sqlx::AnyConnection {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let url = match app.backend {
+        "sqlite" => format!("{}?mode=rw", app.db.url()),
+        _ => app.db.url().to_string(),
+    };
+    sqlx::AnyConnection::connect(&url).await.unwrap()
+}
+
+// Deleting an integration deletes its alerts, firing or not, and their links to
+// incidents; its key stops working; another integration's alerts and the
+// incidents' timelines stay.
+both!(deleting_an_integration_deletes_its_alerts_and_links_only, |app| {
+    let gone = integration(&app, "gone", IntegrationFormat::Alertmanager).await;
+    let kept = integration(&app, "kept", IntegrationFormat::Alertmanager).await;
+    let gk = "{}:{alertname=\"Shared\"}";
+    for key in [&gone, &kept] {
+        let path = format!("/ingest/alertmanager/{key}");
+        let alerts = vec![
+            am_alert("fp-1", "firing", json!({"alertname": "Shared", "i": "1"})),
+            am_alert("fp-2", "firing", json!({"alertname": "Shared", "i": "2"})),
+        ];
+        assert_eq!(post(&app, &path, am_payload(gk, alerts)).await.0, 200);
+        let resolved = vec![am_alert("fp-2", "resolved", json!({"alertname": "Shared", "i": "2"}))];
+        assert_eq!(post(&app, &path, am_payload(gk, resolved)).await.0, 200);
+    }
+    let before = incidents(&app).await;
+    assert!(!before.is_empty());
+    let count = |sql: &'static str| {
+        let app = &app;
+        async move {
+            let mut db = main_db(app).await;
+            sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut db).await.unwrap()
+        }
+    };
+    assert_eq!(count("SELECT COUNT(*) FROM alerts").await, 4);
+    assert_eq!(count("SELECT COUNT(*) FROM incident_alerts").await, 4);
+
+    let deleted = app.client.delete_integration("gone").await.unwrap();
+    assert_eq!(deleted.name, "gone");
+    let left = app.client.alerts(&[]).await.unwrap();
+    let owners: HashSet<&str> = left["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["integration_id"].as_str().unwrap())
+        .collect();
+    let kept_id = app.client.integrations().await.unwrap()[0].id.clone();
+    assert_eq!(owners, HashSet::from([kept_id.as_str()]), "{left}");
+    assert_eq!(left["items"].as_array().unwrap().len(), 2, "{left}");
+    assert_eq!(count("SELECT COUNT(*) FROM alerts").await, 2);
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM incident_alerts ia WHERE NOT EXISTS (SELECT 1 FROM alerts a WHERE a.pk = ia.alert_pk)"
+        )
+        .await,
+        0,
+        "no link outlives its alert"
+    );
+    assert_eq!(count("SELECT COUNT(*) FROM incident_alerts").await, 2);
+    let after = incidents(&app).await;
+    assert_eq!(after.len(), before.len(), "incidents stay");
+    let (status, _) = post(
+        &app,
+        &format!("/ingest/alertmanager/{gone}"),
+        am_payload(gk, vec![am_alert("fp-3", "firing", json!({"alertname": "Shared"}))]),
+    )
+    .await;
+    assert_eq!(status, 404, "a deleted integration's key stops working");
+    assert_eq!(
+        app.client.delete_integration("gone").await.unwrap_err().status(),
+        Some(404)
+    );
+});
