@@ -391,52 +391,79 @@ async fn run_intake(
     let mut pruned = 0i64;
     let mut last_prune = std::time::Instant::now();
     let mut buf: Vec<Intake> = Vec::with_capacity(MAX_INTAKE);
-    while rx.recv_many(&mut buf, MAX_INTAKE).await > 0 {
-        let entries: Vec<Entry> = buf
-            .iter_mut()
-            .enumerate()
-            .map(|(i, x)| Entry {
-                seq: next_seq + i as i64,
-                integration_id: x.job.integration.id.clone(),
-                received_at: x.job.now,
-                alerts: std::mem::take(&mut x.text),
-            })
-            .collect();
-        let result = journal.append(&store, &shared.writer, &entries).await;
-        // Used up even if the write failed: a write whose commit went through
-        // but whose answer was lost would otherwise make every later group
-        // collide with its rows. A gap in the sequence is harmless.
-        next_seq += entries.len() as i64;
-        metrics::histogram!("klaxon_ingest_intake_requests").record(buf.len() as f64);
-        match result {
-            Ok(()) => {
-                let alerts: usize = buf.iter().map(|x| x.job.alerts.len()).sum();
-                shared.add_backlog(alerts as isize);
-                for (x, e) in buf.drain(..).zip(&entries) {
-                    let mut job = x.job;
-                    job.seq = e.seq;
-                    let _ = x.accepted.send(Ok(()));
-                    let _ = apply.send(job);
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, requests = buf.len(), "ingest journal write failed; nothing of it was accepted");
-                let msg = e.to_string();
-                for x in buf.drain(..) {
-                    let _ = x
-                        .accepted
-                        .send(Err(StoreError::Conflict(format!("alerts not stored: {msg}"))));
-                }
-            }
+    loop {
+        // With rows written and not dropped yet, an idle intake wakes up to
+        // drop them once applied rather than leave them until the next request.
+        let received = if next_seq - 1 > pruned {
+            tokio::time::timeout(PRUNE_EVERY, rx.recv_many(&mut buf, MAX_INTAKE)).await
+        } else {
+            Ok(rx.recv_many(&mut buf, MAX_INTAKE).await)
+        };
+        match received {
+            Ok(0) => break,
+            Ok(_) => accept_group(&store, &shared, &mut journal, &mut buf, &mut next_seq, &apply).await,
+            Err(_idle) => {}
         }
         // Applied rows leave the journal now and then (not in the hot path).
         let applied = shared.applied.load(Ordering::Acquire);
-        if applied > pruned && last_prune.elapsed() > std::time::Duration::from_secs(1) {
+        if applied > pruned && last_prune.elapsed() >= PRUNE_EVERY {
             match journal.prune(&store, &shared.writer, applied).await {
                 Ok(()) => pruned = applied,
                 Err(e) => tracing::warn!(error = %e, "ingest journal prune failed; retried later"),
             }
             last_prune = std::time::Instant::now();
+        }
+    }
+}
+
+/// How often applied rows are dropped from the journal, at most.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Commit one group of requests to the journal, answer each, and hand the
+/// accepted ones to the applier.
+async fn accept_group(
+    store: &Store,
+    shared: &Shared,
+    journal: &mut JournalWriter,
+    buf: &mut Vec<Intake>,
+    next_seq: &mut i64,
+    apply: &mpsc::UnboundedSender<Job>,
+) {
+    let entries: Vec<Entry> = buf
+        .iter_mut()
+        .enumerate()
+        .map(|(i, x)| Entry {
+            seq: *next_seq + i as i64,
+            integration_id: x.job.integration.id.clone(),
+            received_at: x.job.now,
+            alerts: std::mem::take(&mut x.text),
+        })
+        .collect();
+    let result = journal.append(store, &shared.writer, &entries).await;
+    // Used up even if the write failed: a write whose commit went through
+    // but whose answer was lost would otherwise make every later group
+    // collide with its rows. A gap in the sequence is harmless.
+    *next_seq += entries.len() as i64;
+    metrics::histogram!("klaxon_ingest_intake_requests").record(buf.len() as f64);
+    match result {
+        Ok(()) => {
+            let alerts: usize = buf.iter().map(|x| x.job.alerts.len()).sum();
+            shared.add_backlog(alerts as isize);
+            for (x, e) in buf.drain(..).zip(&entries) {
+                let mut job = x.job;
+                job.seq = e.seq;
+                let _ = x.accepted.send(Ok(()));
+                let _ = apply.send(job);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, requests = buf.len(), "ingest journal write failed; nothing of it was accepted");
+            let msg = e.to_string();
+            for x in buf.drain(..) {
+                let _ = x
+                    .accepted
+                    .send(Err(StoreError::Conflict(format!("alerts not stored: {msg}"))));
+            }
         }
     }
 }

@@ -1654,3 +1654,36 @@ both!(deleting_an_integration_deletes_its_alerts_and_links_only, |app| {
         Some(404)
     );
 });
+
+// Applied rows leave the journal also when no request follows them: the idle
+// intake wakes up to drop them (at most a second after they were applied).
+both!(applied_journal_rows_leave_the_journal_when_the_intake_is_idle, |app| {
+    let info = prom_integration(&app).await;
+    let eager = start_ingestor(&app, Some(std::time::Duration::ZERO));
+    for i in 0..3 {
+        let alert = trigger(&format!("idle-{i}"), "disk full", "DiskFull", "warning", "disk");
+        eager
+            .accept(info.clone(), vec![alert], app.clock_now(), false)
+            .await
+            .unwrap();
+    }
+    eager.settled().await;
+    let pool = journal_pool(&app).await;
+    let rows = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM ingest_journal")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut left = rows().await;
+    while left > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        left = rows().await;
+    }
+    assert_eq!(left, 0, "applied rows are still in the journal");
+    assert_eq!(
+        app.client.alerts(&[]).await.unwrap()["items"].as_array().unwrap().len(),
+        3
+    );
+});
