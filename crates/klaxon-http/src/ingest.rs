@@ -408,6 +408,19 @@ fn retry_after(mut r: Response) -> Response {
     r
 }
 
+/// A payload the sender got wrong (a missing field, a wrong type or value) is
+/// 400 on the ingest endpoints, as senders expect of a webhook receiver; the
+/// error still names the field (`invalid_field`).
+fn bad_payload(e: ApiError) -> ApiError {
+    match e.status == StatusCode::UNPROCESSABLE_ENTITY {
+        true => ApiError {
+            status: StatusCode::BAD_REQUEST,
+            ..e
+        },
+        false => e,
+    }
+}
+
 async fn ingest_path(s: AppState, key: String, headers: HeaderMap, body: Bytes, format: IntegrationFormat) -> Response {
     match ingest_path_inner(s, key, headers, body, format).await {
         Ok(r) => r,
@@ -426,10 +439,11 @@ async fn ingest_path_inner(
     s.ingestor.wait_for_room().await.map_err(ingest_failed)?;
     let info = integration_for(&s, &key, format).await?;
     let alerts = match format {
-        IntegrationFormat::Alertmanager => parse_alertmanager(&body, false)?,
-        IntegrationFormat::Grafana => parse_alertmanager(&body, true)?,
-        _ => parse_generic(&body)?,
-    };
+        IntegrationFormat::Alertmanager => parse_alertmanager(&body, false),
+        IntegrationFormat::Grafana => parse_alertmanager(&body, true),
+        _ => parse_generic(&body),
+    }
+    .map_err(bad_payload)?;
     if !s.limiter.allow(&info.id, alerts.len()) {
         return Err(rate_limited());
     }
