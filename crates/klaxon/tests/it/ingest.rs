@@ -1578,17 +1578,6 @@ both!(the_latest_episode_of_a_key_is_found_whatever_its_status, |app| {
     }
 });
 
-/// A connection to the app's main database (not its journal).
-async fn main_db(app: &TestApp) -> sqlx::AnyConnection {
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let url = match app.backend {
-        "sqlite" => format!("{}?mode=rw", app.db.url()),
-        _ => app.db.url().to_string(),
-    };
-    sqlx::AnyConnection::connect(&url).await.unwrap()
-}
-
 // Deleting an integration deletes its alerts, firing or not, and their links to
 // incidents; its key stops working; another integration's alerts and the
 // incidents' timelines stay.
@@ -1611,7 +1600,7 @@ both!(deleting_an_integration_deletes_its_alerts_and_links_only, |app| {
     let count = |sql: &'static str| {
         let app = &app;
         async move {
-            let mut db = main_db(app).await;
+            let mut db = app.main_db().await.unwrap();
             sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut db).await.unwrap()
         }
     };

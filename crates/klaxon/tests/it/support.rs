@@ -282,6 +282,18 @@ impl TestApp {
         Client::new(&self.base, Some(secret)).expect("client")
     }
 
+    /// A connection of its own to the app's main database (not its journal),
+    /// for what only SQL can set up or check.
+    pub async fn main_db(&self) -> Result<sqlx::AnyConnection, sqlx::Error> {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let url = match self.backend {
+            "sqlite" => format!("{}?mode=rw", self.db.url()),
+            _ => self.db.url().to_string(),
+        };
+        sqlx::AnyConnection::connect(&url).await
+    }
+
     /// A raw HTTP request, for what the typed client would never send.
     pub async fn raw(
         &self,

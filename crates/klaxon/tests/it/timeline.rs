@@ -2,18 +2,11 @@
 
 use klaxon_domain::wire::DeclareIncident;
 use sqlx::AssertSqlSafe;
-use sqlx::Connection;
 
 use crate::both;
 
 async fn exec(app: &crate::support::TestApp, sql: &str) -> Result<(), sqlx::Error> {
-    sqlx::any::install_default_drivers();
-    let url = if app.backend == "sqlite" {
-        format!("{}?mode=rw", app.db.url())
-    } else {
-        app.db.url().to_string()
-    };
-    let mut conn = sqlx::AnyConnection::connect(&url).await?;
+    let mut conn = app.main_db().await?;
     sqlx::query(AssertSqlSafe(sql.to_string()))
         .execute(&mut conn)
         .await
