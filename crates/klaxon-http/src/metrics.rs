@@ -10,6 +10,11 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
+/// The process's own figures (`process_cpu_seconds_total`,
+/// `process_resident_memory_bytes`, `process_open_fds`, `process_threads`, …),
+/// read from `/proc` at each scrape.
+static PROCESS: OnceLock<metrics_process::Collector> = OnceLock::new();
+
 /// Install the process-wide recorder (once) and return its handle.
 pub fn handle() -> Option<&'static PrometheusHandle> {
     HANDLE
@@ -20,9 +25,21 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                 .build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
+            PROCESS.get_or_init(metrics_process::Collector::default).describe();
             Some(handle)
         })
         .as_ref()
+}
+
+/// The Prometheus text of every metric, the process's own read just now.
+pub fn render() -> String {
+    let Some(handle) = handle() else {
+        return String::new();
+    };
+    if let Some(process) = PROCESS.get() {
+        process.collect();
+    }
+    handle.render()
 }
 
 /// Count and time every request by method, route template and status.

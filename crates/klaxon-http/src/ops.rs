@@ -55,7 +55,7 @@ pub async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
 pub async fn metrics() -> impl IntoResponse {
-    let body = crate::metrics::handle().map(|h| h.render()).unwrap_or_default();
+    let body = crate::metrics::render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 

@@ -266,14 +266,37 @@ async fn start_alertmanager(bin: &str) -> anyhow::Result<(String, Child)> {
     bail!("Alertmanager did not become ready")
 }
 
-/// Alerts accepted and not yet applied, from the server's `/metrics`.
-async fn backlog(http: &reqwest::Client, base: &str) -> anyhow::Result<f64> {
+/// The value of an unlabelled metric in a server's `/metrics`, if it has one.
+async fn metric(http: &reqwest::Client, base: &str, name: &str) -> anyhow::Result<Option<f64>> {
     let text = http.get(format!("{base}/metrics")).send().await?.text().await?;
     Ok(text
         .lines()
-        .find_map(|l| l.strip_prefix("klaxon_ingest_backlog_alerts "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok()))
+}
+
+/// Alerts accepted and not yet applied, from the server's `/metrics`.
+async fn backlog(http: &reqwest::Client, base: &str) -> anyhow::Result<f64> {
+    Ok(metric(http, base, "klaxon_ingest_backlog_alerts").await?.unwrap_or(0.0))
+}
+
+/// The server's CPU time so far (`process_cpu_seconds_total`, which Klaxon and
+/// Alertmanager both export); `None` when not measured.
+async fn cpu_seconds(measure: bool, base: &str) -> anyhow::Result<Option<f64>> {
+    if !measure {
+        return Ok(None);
+    }
+    metric(&reqwest::Client::new(), base, "process_cpu_seconds_total").await
+}
+
+/// Print and return the server's CPU per alert between two readings of
+/// [`cpu_seconds`]. Unlike alerts/s it hardly moves with what else the
+/// machine runs, so it compares two servers on a noisy machine.
+fn report_cpu(name: &str, before: Option<f64>, after: Option<f64>, alerts: u64) -> Option<f64> {
+    let used = after? - before?;
+    let us = used * 1e6 / alerts.max(1) as f64;
+    println!("{name:<28} {used:.2}s of CPU: {us:.1} µs per alert");
+    Some(us)
 }
 
 /// A 2xx means committed; applying (dedup, routing, incidents) follows. Wait
@@ -346,8 +369,14 @@ pub async fn run(
         Some(bin) => Some(start_alertmanager(&bin).await?),
         None => None,
     };
+    // With --serve the load runs in the server's process: its CPU would count both.
+    let measure_cpu = serve.is_none();
+    if !measure_cpu {
+        println!("(server CPU per alert is not measured with --serve: the load runs in the same process)");
+    }
     let (k_seq, a_seq) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let (mut accepted, mut applied, mut am_rates) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut k_cpu, mut a_cpu) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
         if rounds > 1 {
             println!("-- round {round} of {rounds}");
@@ -357,12 +386,19 @@ pub async fn run(
             key: integ.key.clone(),
             format: spec.format,
         };
+        let before = cpu_seconds(measure_cpu, &base).await?;
         let k = load(target, spec, k_seq.clone()).await?;
         accepted.push(report(&label, &spec, &k));
         applied.push(drained(&base, &k).await?);
+        // From the first request until the last alert is applied.
+        let after = cpu_seconds(measure_cpu, &base).await?;
+        k_cpu.extend(report_cpu("klaxon server CPU", before, after, k.alerts));
         if let Some((am_url, _)) = &am {
+            let before = cpu_seconds(measure_cpu, am_url).await?;
             let a = load(Target::Alertmanager { url: am_url.clone() }, spec, a_seq.clone()).await?;
             am_rates.push(report("alertmanager (in-memory)", &spec, &a));
+            let after = cpu_seconds(measure_cpu, am_url).await?;
+            a_cpu.extend(report_cpu("alertmanager CPU", before, after, a.alerts));
             println!(
                 "ratio klaxon/alertmanager = {:.2}",
                 accepted[accepted.len() - 1] / am_rates[am_rates.len() - 1].max(1.0)
@@ -379,6 +415,12 @@ pub async fn run(
                 k / a.max(1.0),
                 ka / a.max(1.0)
             );
+        }
+        if !k_cpu.is_empty() {
+            print!("; server CPU per alert: klaxon {:.1} µs", median(k_cpu));
+            if !a_cpu.is_empty() {
+                print!(", alertmanager {:.1} µs", median(a_cpu));
+            }
         }
         println!();
     }

@@ -297,6 +297,17 @@ both!(health_readiness_metrics_and_openapi, |app| {
     let text = body.as_str().unwrap();
     assert!(text.contains("klaxon_incidents_declared_total"), "{text}");
     assert!(text.contains("klaxon_http_requests_total"), "{text}");
+    // The process's own figures, read at the scrape.
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    assert!(value("process_cpu_seconds_total") > 0.0);
+    assert!(value("process_resident_memory_bytes") > 1e6);
+    assert!(value("process_open_fds") >= 3.0);
+    assert!(value("process_threads") >= 1.0);
     let (status, doc) = app.raw("GET", "/api/v1/openapi.json", None, None).await;
     assert_eq!(status, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));

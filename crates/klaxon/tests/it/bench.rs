@@ -5,7 +5,7 @@ use std::process::Command;
 
 use sqlx::Row;
 
-use crate::cli::BIN;
+use crate::cli::{BIN, serve_env};
 
 /// The number after `name=` in a report line.
 fn field(line: &str, name: &str) -> u64 {
@@ -57,6 +57,10 @@ async fn bench_ingest_rounds_send_new_alerts_and_print_medians() {
         .find(|l| l.starts_with("median of 2 rounds: klaxon "))
         .unwrap_or_else(|| panic!("no medians in {stdout}"));
     assert!(median.contains("accepted and applied"), "{median}");
+    // With --serve the load and the server share a process: no CPU figure.
+    assert!(stdout.contains("not measured with --serve"), "{stdout}");
+    assert!(!stdout.lines().any(|l| l.starts_with("klaxon server CPU")), "{stdout}");
+    assert!(!median.contains("CPU"), "{median}");
 
     // Every alert of both rounds is stored once: the second round sent new
     // alerts, not repeats of the first round's.
@@ -73,6 +77,85 @@ async fn bench_ingest_rounds_send_new_alerts_and_print_medians() {
         .unwrap();
     assert_eq!(row.get::<i64, _>(0) as u64, sent);
     assert_eq!(row.get::<i64, _>(1), 1, "an alert was sent twice");
+}
+
+/// Against a real `klaxon serve` and a real Alertmanager, each side's server
+/// CPU per alert is reported (from its `process_cpu_seconds_total`), per round
+/// and as a median.
+#[test]
+fn bench_ingest_reports_each_servers_cpu_per_alert() {
+    const TOKEN: &str = "kx_bench_cpu_admin_token_0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("klaxon.yaml");
+    std::fs::write(&config, "ingest:\n  rate_limit_per_second: 0\n").unwrap();
+    let db = format!("sqlite://{}", dir.path().join("cpu.db").display());
+    let server = serve_env(
+        dir.path(),
+        Some(&db),
+        Some(TOKEN),
+        &["--config", config.to_str().unwrap()],
+        &[],
+    );
+    let out = Command::new(BIN)
+        .args([
+            "bench",
+            "ingest",
+            "--url",
+            &server.url,
+            "--token",
+            TOKEN,
+            "--batch",
+            "10",
+            "--connections",
+            "4",
+            "--duration",
+            "1s",
+            "--rounds",
+            "2",
+            "--compare-alertmanager",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // "klaxon server CPU            0.81s of CPU: 52.3 µs per alert"
+    let per_alert = |prefix: &str| -> Vec<f64> {
+        stdout
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(|l| {
+                let us: f64 = l
+                    .split("of CPU: ")
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| panic!("no CPU per alert in {l}"));
+                us
+            })
+            .collect()
+    };
+    for side in ["klaxon server CPU", "alertmanager CPU"] {
+        let rounds = per_alert(side);
+        assert_eq!(rounds.len(), 2, "{side} in {stdout}");
+        // Some CPU per alert, and not absurdly much: a reading of the wrong
+        // process or a unit slip would be far off.
+        assert!(
+            rounds.iter().all(|us| *us > 0.5 && *us < 100_000.0),
+            "{side}: {rounds:?}"
+        );
+    }
+    let median = stdout
+        .lines()
+        .find(|l| l.starts_with("median of 2 rounds: "))
+        .unwrap_or_else(|| panic!("no medians in {stdout}"));
+    assert!(
+        median.contains("server CPU per alert: klaxon ") && median.contains(" µs, alertmanager "),
+        "{median}"
+    );
 }
 
 #[test]
