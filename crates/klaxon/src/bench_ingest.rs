@@ -290,8 +290,8 @@ async fn cpu_seconds(measure: bool, base: &str) -> anyhow::Result<Option<f64>> {
 }
 
 /// Print and return the server's CPU per alert between two readings of
-/// [`cpu_seconds`]. Unlike alerts/s it hardly moves with what else the
-/// machine runs, so it compares two servers on a noisy machine.
+/// [`cpu_seconds`]: the work each server does per alert, where alerts/s also
+/// counts how long requests wait (docs/alerting.md says what it does not say).
 fn report_cpu(name: &str, before: Option<f64>, after: Option<f64>, alerts: u64) -> Option<f64> {
     let used = after? - before?;
     let us = used * 1e6 / alerts.max(1) as f64;
