@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 BIN=${KLAXON_BIN:-$PWD/target/release/klaxon}
 TOKEN=kx_bench_admin_token_0123456789
 printf 'ingest:\n  rate_limit_per_second: 0\nauth:\n  rate_limit_per_second: 0\n' > /tmp/kx-bench.yaml
+# CPU time (clock ticks) of every PostgreSQL process on this machine so far.
+pg_cpu_ticks() { cat /proc/[0-9]*/stat 2>/dev/null | awk '$2 == "(postgres)" { t += $14 + $15 } END { print t + 0 }'; }
 # A server left on the port would take the load instead.
 pkill -f "serve --listen 127.0.0.1:18080" 2>/dev/null; sleep 1
 for db in sqlite postgres; do
@@ -17,7 +19,16 @@ for db in sqlite postgres; do
     KLAXON_ADMIN_TOKEN=$TOKEN KLAXON_LOG=warn $BIN serve --listen 127.0.0.1:18080 --database-url $URL --config /tmp/kx-bench.yaml > /tmp/serve-$db.log 2>&1 &
     PID=$!; sleep 2
     echo "== $db batch $batch"
-    $BIN bench ingest --url http://127.0.0.1:18080 --token $TOKEN --format alertmanager --batch $batch --connections 32 --duration ${DURATION:-20s} --compare-alertmanager --rounds ${ROUNDS:-3} 2>&1 | grep -E "^klaxon|^alertmanager|ratio|^median|^[0-9]{3} |[Ee]rror"
+    PG0=$(pg_cpu_ticks)
+    $BIN bench ingest --url http://127.0.0.1:18080 --token $TOKEN --format alertmanager --batch $batch --connections 32 --duration ${DURATION:-20s} --compare-alertmanager --rounds ${ROUNDS:-3} 2>&1 | tee /tmp/kx-bench-out.txt | grep -E "^klaxon|^alertmanager|ratio|^median|^[0-9]{3} |[Ee]rror"
+    if [ $db = postgres ]; then
+      # PostgreSQL works only for Klaxon's loads (Alertmanager keeps its alerts in
+      # memory): its CPU over the whole run, per alert Klaxon was sent, comes on
+      # top of Klaxon's server CPU per alert.
+      ALERTS=$(grep -E "^klaxon \(" /tmp/kx-bench-out.txt | grep -oE " alerts=[0-9]+" | cut -d= -f2 | paste -sd+ | bc)
+      awk -v t=$(( $(pg_cpu_ticks) - PG0 )) -v hz=$(getconf CLK_TCK) -v n=${ALERTS:-0} \
+        'BEGIN { if (n > 0) printf "postgresql CPU               %.2fs of CPU: %.1f µs per klaxon alert\n", t / hz, t / hz * 1e6 / n }'
+    fi
     kill $PID; wait $PID 2>/dev/null
   done
 done
