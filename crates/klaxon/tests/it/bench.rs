@@ -15,16 +15,13 @@ fn field(line: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in {line}"))
 }
 
-#[tokio::test]
-async fn bench_ingest_rounds_send_new_alerts_and_print_medians() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+/// `klaxon bench ingest` with `target` (where the load goes), 2 rounds of a
+/// small load (batch 10, 4 connections, 1 s); its stdout, once it succeeded.
+fn small_bench(target: &[&str]) -> String {
     let out = Command::new(BIN)
+        .args(["bench", "ingest"])
+        .args(target)
         .args([
-            "bench",
-            "ingest",
-            "--serve",
-            &url,
             "--batch",
             "10",
             "--connections",
@@ -36,12 +33,20 @@ async fn bench_ingest_rounds_send_new_alerts_and_print_medians() {
         ])
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout
+}
+
+#[tokio::test]
+async fn bench_ingest_rounds_send_new_alerts_and_print_medians() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let stdout = small_bench(&["--serve", &url]);
     assert!(
         stdout.contains("-- round 1 of 2") && stdout.contains("-- round 2 of 2"),
         "{stdout}"
@@ -96,32 +101,7 @@ fn bench_ingest_reports_each_servers_cpu_per_alert() {
         &["--config", config.to_str().unwrap()],
         &[],
     );
-    let out = Command::new(BIN)
-        .args([
-            "bench",
-            "ingest",
-            "--url",
-            &server.url,
-            "--token",
-            TOKEN,
-            "--batch",
-            "10",
-            "--connections",
-            "4",
-            "--duration",
-            "1s",
-            "--rounds",
-            "2",
-            "--compare-alertmanager",
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = small_bench(&["--url", &server.url, "--token", TOKEN, "--compare-alertmanager"]);
     // "klaxon server CPU            0.81s of CPU: 52.3 µs per alert"
     let per_alert = |prefix: &str| -> Vec<f64> {
         stdout
