@@ -14,9 +14,9 @@
 //!    journal; then everything is written with multi-row statements,
 //!    together with the journal mark of the last request applied, and
 //!    committed once. A caller that wants the outcome (incidents opened or
-//!    joined) waits for this stage too. On PostgreSQL, while more requests
-//!    are queued, one transaction takes several batches ("parts") and decides
-//!    each while the one before is written (`Store::apply_pipelined`).
+//!    joined) waits for this stage too. While more requests are queued, one
+//!    transaction takes several batches ("parts") and decides each while the
+//!    one before is written (`Store::apply_pipelined`).
 //!
 //! Accepting and applying overlap, so accepting is not slowed by applying;
 //! when more than [`IngestSettings::max_backlog`] alerts are accepted and
@@ -65,10 +65,10 @@ pub struct IngestSettings {
     /// How long a batch of fewer than [`LINGER_BELOW`] alerts waits for more
     /// before it is applied ([`DEFAULT_APPLY_LINGER`]; zero: never).
     pub apply_linger: std::time::Duration,
-    /// Most requests applied together ([`MAX_BATCH`]; on PostgreSQL, one
-    /// part of a transaction: see `Store::apply_pipelined`).
+    /// Most requests applied together ([`MAX_BATCH`]; one part of a
+    /// pipelined transaction: see `Store::apply_pipelined`).
     pub batch_requests: usize,
-    /// PostgreSQL: a batch of at least this many alerts may be followed by
+    /// A batch of at least this many alerts may be followed by
     /// more in the same transaction, pipelined ([`LINGER_BELOW`]). Smaller
     /// batches mean the applier keeps up; pipelining them only costs.
     pub pipeline_min_alerts: usize,
@@ -312,8 +312,8 @@ impl Ingestor {
         self.shared.failed_batches.load(Ordering::Relaxed)
     }
 
-    /// PostgreSQL: parts of a transaction decided while the part before was
-    /// written, since this ingestor started.
+    /// Parts of a transaction decided while the part before was written,
+    /// since this ingestor started.
     pub fn pipelined_parts(&self) -> u64 {
         self.shared.pipelined_parts.load(Ordering::Relaxed)
     }
@@ -482,6 +482,12 @@ async fn run_applier(
     // (their writer lock is free), and of any node stuck for STUCK_AFTER.
     let mut sweep_at = std::time::Instant::now();
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    // SQLite: pipelined parts are written on a thread of their own (see
+    // `writer_thread`); on PostgreSQL the server's runtime runs the write task.
+    let (writes, _stop_writes) = match store.backend {
+        Backend::Sqlite => writer_thread(),
+        Backend::Postgres => (None, None),
+    };
     loop {
         if sweep_at <= std::time::Instant::now() {
             let stuck_before = clock.now() - STUCK_AFTER;
@@ -527,11 +533,11 @@ async fn run_applier(
         }
         let mut batch = std::mem::take(&mut jobs);
         let mut last = None;
-        // PostgreSQL: a big batch (the applier is behind) is followed by more
-        // in one transaction, pipelined; a small one is applied on its own.
-        if store.backend == Backend::Postgres && alerts >= settings.pipeline_min_alerts {
+        // A big batch (the applier is behind) is followed by more in one
+        // transaction, pipelined; a small one is applied on its own.
+        if alerts >= settings.pipeline_min_alerts {
             let (taken, done) = store
-                .apply_pipelined(&settings, &mut rules, &shared, batch, &mut rx)
+                .apply_pipelined(&settings, &mut rules, &shared, batch, &mut rx, writes.as_ref())
                 .await;
             alerts = taken.iter().map(|j| j.alerts.len()).sum();
             batch = match done {
@@ -847,18 +853,24 @@ impl Store {
         Ok(results)
     }
 
-    /// PostgreSQL: apply `first` and then, in the same transaction, further
+    /// Apply `first` and then, in the same transaction, further
     /// parts of whatever requests are queued (up to [`MAX_PARTS`]), deciding
     /// each part while the one before is written.
     ///
     /// On one connection everything runs in order, so a part's state is read
     /// before the part before is written; the batch's own state, newer, wins
     /// over it ([`Batch::merge`]). The transaction holds every row it read
-    /// locked until it commits, so nobody else changes them in between. A
-    /// request that needs the database while it is busy (a new incident's
-    /// number, say) is decided once the write is done.
+    /// locked until it commits (on SQLite, the file's write lock), so nobody
+    /// else changes them in between. A request that needs the database while
+    /// it is busy (a new incident's number, say) is decided once the write is
+    /// done.
     ///
-    /// Returns every request taken, and their outcomes once committed.
+    /// The write tasks run on `writes_on` if given (SQLite: see
+    /// [`writer_thread`]), else on the current runtime.
+    ///
+    /// Returns every request taken, and their outcomes once committed. Should
+    /// the transaction fail, that is every request to apply again: those of a
+    /// part taken while the one before was written too.
     async fn apply_pipelined(
         &self,
         settings: &IngestSettings,
@@ -866,9 +878,12 @@ impl Store {
         shared: &Shared,
         first: Vec<Job>,
         queue: &mut mpsc::UnboundedReceiver<Job>,
+        writes_on: Option<&tokio::runtime::Handle>,
     ) -> (Vec<Job>, Result<Vec<Outcomes>, StoreError>) {
         let mut jobs = first;
-        let done = self.apply_parts(settings, rules, shared, &mut jobs, queue).await;
+        let done = self
+            .apply_parts(settings, rules, shared, &mut jobs, queue, writes_on)
+            .await;
         (jobs, done)
     }
 
@@ -879,6 +894,7 @@ impl Store {
         shared: &Shared,
         jobs: &mut Vec<Job>,
         queue: &mut mpsc::UnboundedReceiver<Job>,
+        writes_on: Option<&tokio::runtime::Handle>,
     ) -> Result<Vec<Outcomes>, StoreError> {
         let writer = shared.writer.as_str();
         let now = jobs.iter().map(|j| j.now).max().unwrap_or_default();
@@ -892,36 +908,39 @@ impl Store {
         let mut timers_changed = false;
         let mut parts = 1;
         let big = |jobs: &[Job]| jobs.iter().map(|j| j.alerts.len()).sum::<usize>() >= settings.pipeline_min_alerts;
+        // Requests taken from the queue go into `jobs` at once: should the
+        // transaction fail, the caller retries every one of them (a part taken
+        // and not yet decided included), and none is lost from memory.
         let mut part_start = 0;
         loop {
             // Everything taken so far is decided, and the transaction is at hand.
-            let next = match parts < MAX_PARTS && big(&jobs[part_start..]) {
-                true => take_queued(queue, settings.batch_requests.max(1)),
-                false => Vec::new(),
-            };
-            if next.is_empty() {
+            let mut start = jobs.len();
+            if parts < MAX_PARTS && big(&jobs[part_start..]) {
+                jobs.extend(take_queued(queue, settings.batch_requests.max(1)));
+            }
+            if jobs.len() == start {
                 timers_changed |= batch.take_writes(None).write(&mut tx).await?;
                 break;
             }
             let t = std::time::Instant::now();
-            let mut writes = batch.take_writes(Some(&alert_keys(&next))).prepare()?;
+            let mut writes = batch.take_writes(Some(&alert_keys(&jobs[start..]))).prepare()?;
             phase("part_prepare", t);
-            let mut next = next;
-            // Each turn: read the next part's state and write the part before on
-            // the transaction's connection, in a task of its own; meanwhile
-            // decide the next part (as far as it goes without the database),
-            // take the part after it and build its statements.
+            // Each turn: read the next part's state (`jobs[start..]`) and write the
+            // part before on the transaction's connection, in a task of its own;
+            // meanwhile decide the next part (as far as it goes without the
+            // database), take the part after it and build its statements.
             loop {
                 parts += 1;
                 shared.pipelined_parts.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("klaxon_ingest_pipelined_parts_total").increment(1);
-                let mut keys = batch::keys(&batch.routes, &settings.default_route, &next);
-                let alerts = next.iter().map(|j| j.alerts.len()).sum::<usize>();
+                let part = &jobs[start..];
+                let mut keys = batch::keys(&batch.routes, &settings.default_route, part);
+                let alerts = part.iter().map(|j| j.alerts.len()).sum::<usize>();
                 keys.new_alert_keys = alerts.saturating_sub(batch.alert_pks.len()) as i64;
                 let known: Set<i64> = batch.incidents.keys().copied().collect();
                 let backend = self.backend;
                 let (loaded_tx, loaded_rx) = oneshot::channel();
-                let task = tokio::spawn(async move {
+                let write = async move {
                     let t = std::time::Instant::now();
                     match batch::load(&mut tx, backend, &keys, &known).await {
                         Ok(loaded) => {
@@ -934,10 +953,12 @@ impl Store {
                         }
                         Err(e) => (tx, Err(e)),
                     }
-                });
-                let start = jobs.len();
+                };
+                let task = match writes_on {
+                    Some(rt) => rt.spawn(write),
+                    None => tokio::spawn(write),
+                };
                 part_start = start;
-                jobs.extend(next);
                 let t = std::time::Instant::now();
                 let decided = match loaded_rx.await {
                     Ok(loaded) => {
@@ -950,9 +971,10 @@ impl Store {
                 let mut following = None;
                 if start + decided == jobs.len() && parts < MAX_PARTS && big(&jobs[start..]) {
                     let t = std::time::Instant::now();
-                    let after = take_queued(queue, settings.batch_requests.max(1));
-                    if !after.is_empty() {
-                        let prepared = batch.take_writes(Some(&alert_keys(&after))).prepare()?;
+                    let after = jobs.len();
+                    jobs.extend(take_queued(queue, settings.batch_requests.max(1)));
+                    if jobs.len() > after {
+                        let prepared = batch.take_writes(Some(&alert_keys(&jobs[after..]))).prepare()?;
                         following = Some((prepared, after));
                     }
                     phase("part_prepare", t);
@@ -967,7 +989,7 @@ impl Store {
                 match following {
                     Some((prepared, after)) => {
                         writes = prepared;
-                        next = after;
+                        start = after;
                     }
                     None => {
                         decide(
@@ -992,6 +1014,46 @@ impl Store {
             self.wake_engine();
         }
         Ok(results)
+    }
+}
+
+/// A thread with a runtime of its own for the pipelined writes of the SQLite
+/// applier, whose own runtime runs one task at a time: there, a write task
+/// would only move on while the applier waits, not while it decides, and only
+/// a part's first statement ran alongside the next part's deciding. It stops
+/// when the returned sender is dropped.
+///
+/// Measured (batch 100, 32 connections, 3 interleaved pairs of 15 s runs,
+/// release build): alerts/s accepted and applied 23.9k, 28.2k, 26.0k against
+/// 21.2k, 23.8k, 27.6k without pipelining on SQLite; the machine 24–26 % idle
+/// against 30–31 %. With the applier's runtime on one worker thread instead
+/// (`block_in_place` while deciding) it was no better.
+fn writer_thread() -> (Option<tokio::runtime::Handle>, Option<oneshot::Sender<()>>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let (started, handle) = std::sync::mpsc::sync_channel(1);
+    // The runtime is built, run and dropped on its thread (dropping one in
+    // an async context would panic); only its handle comes back. Once, when
+    // the applier starts.
+    let spawned = std::thread::Builder::new().name("klaxon-writer".into()).spawn(move || {
+        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => {
+                let _ = started.send(Some(runtime.handle().clone()));
+                runtime.block_on(async {
+                    let _ = stopped.await;
+                })
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no runtime for the ingest writer; pipelined writes share the applier's");
+                let _ = started.send(None);
+            }
+        }
+    });
+    match spawned {
+        Ok(_) => (handle.recv().ok().flatten(), Some(stop)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no thread for the ingest writer; pipelined writes share the applier's");
+            (None, None)
+        }
     }
 }
 

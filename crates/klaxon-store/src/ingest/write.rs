@@ -502,6 +502,7 @@ pub(super) struct Rest {
 
 /// A [`Writes`] with every statement built, ready to run: see [`Writes::prepare`].
 pub(super) struct Prepared {
+    backend: Backend,
     statements: Vec<(&'static str, InsertQuery)>,
     rest: Rest,
 }
@@ -536,7 +537,11 @@ impl Writes {
                 statements.push((set.table, query?));
             }
         }
-        Ok(Prepared { statements, rest })
+        Ok(Prepared {
+            backend,
+            statements,
+            rest,
+        })
     }
 
     /// The rows to insert, table by table in the order they must go, and the rest.
@@ -659,7 +664,9 @@ impl Writes {
 impl Prepared {
     /// Run the statements in order, then the rest; true if engine timers changed.
     pub(super) async fn write(self, tx: &mut Transaction<'_, Any>) -> Result<bool, StoreError> {
-        sqlx::query(GENERIC_PLANS).execute(&mut **tx).await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query(GENERIC_PLANS).execute(&mut **tx).await?;
+        }
         // Timed per table, as `insert_rows` does.
         let mut timing: Option<(&str, std::time::Instant)> = None;
         for (table, query) in self.statements {
