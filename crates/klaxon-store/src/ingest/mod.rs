@@ -484,9 +484,9 @@ async fn run_applier(
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     // SQLite: pipelined parts are written on a thread of their own (see
     // `writer_thread`); on PostgreSQL the server's runtime runs the write task.
-    let (writes, _stop_writes) = match store.backend {
-        Backend::Sqlite => writer_thread(),
-        Backend::Postgres => (None, None),
+    let writes = match store.backend {
+        Backend::Sqlite => writer_thread().await,
+        Backend::Postgres => None,
     };
     loop {
         if sweep_at <= std::time::Instant::now() {
@@ -1021,40 +1021,22 @@ impl Store {
 /// applier, whose own runtime runs one task at a time: there, a write task
 /// would only move on while the applier waits, not while it decides, and only
 /// a part's first statement ran alongside the next part's deciding. It stops
-/// when the returned sender is dropped.
+/// with the applier's runtime. `None`: no thread to be had; the applier's
+/// runtime runs the writes then.
 ///
 /// Measured (batch 100, 32 connections, 3 interleaved pairs of 15 s runs,
 /// release build): alerts/s accepted and applied 23.9k, 28.2k, 26.0k against
 /// 21.2k, 23.8k, 27.6k without pipelining on SQLite; the machine 24–26 % idle
 /// against 30–31 %. With the applier's runtime on one worker thread instead
 /// (`block_in_place` while deciding) it was no better.
-fn writer_thread() -> (Option<tokio::runtime::Handle>, Option<oneshot::Sender<()>>) {
-    let (stop, stopped) = oneshot::channel::<()>();
-    let (started, handle) = std::sync::mpsc::sync_channel(1);
-    // The runtime is built, run and dropped on its thread (dropping one in
-    // an async context would panic); only its handle comes back. Once, when
-    // the applier starts.
-    let spawned = std::thread::Builder::new().name("klaxon-writer".into()).spawn(move || {
-        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(runtime) => {
-                let _ = started.send(Some(runtime.handle().clone()));
-                runtime.block_on(async {
-                    let _ = stopped.await;
-                })
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "no runtime for the ingest writer; pipelined writes share the applier's");
-                let _ = started.send(None);
-            }
-        }
+async fn writer_thread() -> Option<tokio::runtime::Handle> {
+    let (started, handle) = oneshot::channel();
+    // A stage that only lends its runtime; it stops with the applier's runtime.
+    spawn_stage(Backend::Sqlite, "klaxon-writer", async move {
+        let _ = started.send(tokio::runtime::Handle::current());
+        std::future::pending::<()>().await
     });
-    match spawned {
-        Ok(_) => (handle.recv().ok().flatten(), Some(stop)),
-        Err(e) => {
-            tracing::warn!(error = %e, "no thread for the ingest writer; pipelined writes share the applier's");
-            (None, None)
-        }
-    }
+    handle.await.ok()
 }
 
 fn phase(name: &'static str, since: std::time::Instant) {

@@ -1407,6 +1407,29 @@ both!(awkward_label_text_round_trips_byte_for_byte, |app| {
     );
 });
 
+/// An ingestor applying requests two at a time in pipelined parts, and a
+/// transaction on `db` holding its applier until every request is queued:
+/// PostgreSQL at its first read, SQLite at its first write (the file's write
+/// lock). Roll the transaction back to let the applier go.
+async fn held_parts_ingestor(
+    app: &TestApp,
+    db: &sqlx::AnyPool,
+) -> (klaxon_store::Ingestor, sqlx::Transaction<'static, sqlx::Any>) {
+    let mut settings = klaxon_store::IngestSettings::new(app.catalog.clone());
+    settings.batch_requests = 2;
+    settings.pipeline_min_alerts = 0;
+    let ingestor = klaxon_store::Ingestor::start(app.store.clone(), std::sync::Arc::new(settings), app.clock.clone());
+    let mut blocker = db.begin().await.unwrap();
+    match app.backend {
+        "postgres" => sqlx::query("LOCK TABLE alerts IN ACCESS EXCLUSIVE MODE"),
+        _ => sqlx::query("CREATE TABLE held (x INTEGER)"),
+    }
+    .execute(&mut *blocker)
+    .await
+    .unwrap();
+    (ingestor, blocker)
+}
+
 /// The test database itself (SQLite: the main file, not the journal).
 async fn main_pool(app: &TestApp) -> sqlx::AnyPool {
     sqlx::any::AnyPoolOptions::new()
@@ -1444,20 +1467,7 @@ both!(a_failed_pipelined_write_loses_no_request, |app| {
     for sql in trigger_sql {
         sqlx::query(sqlx::AssertSqlSafe(*sql)).execute(&db).await.unwrap();
     }
-    let mut settings = klaxon_store::IngestSettings::new(app.catalog.clone());
-    settings.batch_requests = 2;
-    settings.pipeline_min_alerts = 0;
-    let ingestor = klaxon_store::Ingestor::start(app.store.clone(), std::sync::Arc::new(settings), app.clock.clone());
-    // Hold the applier until every request is queued: PostgreSQL at its first
-    // read, SQLite at its first write (the write lock).
-    let mut blocker = db.begin().await.unwrap();
-    match app.backend {
-        "postgres" => sqlx::query("LOCK TABLE alerts IN ACCESS EXCLUSIVE MODE"),
-        _ => sqlx::query("INSERT INTO poison VALUES (2)"),
-    }
-    .execute(&mut *blocker)
-    .await
-    .unwrap();
+    let (ingestor, blocker) = held_parts_ingestor(&app, &db).await;
     let now = app.clock_now();
     let mut outcomes = Vec::new();
     for i in 0..12 {
@@ -1517,24 +1527,8 @@ both!(a_failed_pipelined_write_loses_no_request, |app| {
 // later part of an alert fired in an earlier one resolving its incident.
 both!(requests_applied_in_parts_come_out_as_applied_one_by_one, |app| {
     let info = prom_integration(&app).await;
-    let mut settings = klaxon_store::IngestSettings::new(app.catalog.clone());
-    settings.batch_requests = 2;
-    settings.pipeline_min_alerts = 0;
-    let ingestor = klaxon_store::Ingestor::start(app.store.clone(), std::sync::Arc::new(settings), app.clock.clone());
-    // Hold the applier until every request is queued: PostgreSQL at its first
-    // read, SQLite at its first write (the file's write lock).
-    let blocker = {
-        let pool = main_pool(&app).await;
-        let mut tx = pool.begin().await.unwrap();
-        match app.backend {
-            "postgres" => sqlx::query("LOCK TABLE alerts IN ACCESS EXCLUSIVE MODE"),
-            _ => sqlx::query("CREATE TABLE held (x INTEGER)"),
-        }
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-        Some((pool, tx))
-    };
+    let db = main_pool(&app).await;
+    let (ingestor, blocker) = held_parts_ingestor(&app, &db).await;
     let resolve = |dedup: &str| klaxon_domain::alert::AlertInput {
         action: klaxon_domain::alert::AlertAction::Resolve,
         ..trigger(dedup, "resolved", "Parts", "warning", "solo")
@@ -1574,10 +1568,8 @@ both!(requests_applied_in_parts_come_out_as_applied_one_by_one, |app| {
         let rx = ingestor.accept(info.clone(), alerts, now, true).await.unwrap().unwrap();
         outcomes.push(rx);
     }
-    if let Some((pool, tx)) = blocker {
-        tx.rollback().await.unwrap();
-        pool.close().await;
-    }
+    blocker.rollback().await.unwrap();
+    db.close().await;
     for rx in outcomes {
         let out = rx.await.unwrap().unwrap();
         assert!(out.iter().all(|o| o.incidents.len() == 1), "{out:?}");
