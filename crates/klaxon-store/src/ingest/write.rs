@@ -503,19 +503,33 @@ pub(super) struct Rest {
 /// A [`Writes`] with every statement built, ready to run: see [`Writes::prepare`].
 pub(super) struct Prepared {
     backend: Backend,
-    statements: Vec<(&'static str, InsertQuery)>,
+    statements: Vec<(&'static str, Statement)>,
     rest: Rest,
 }
 
 type InsertQuery = sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>;
 
+/// One statement of a [`Prepared`].
+enum Statement {
+    Insert(InsertQuery),
+    /// PostgreSQL, rows that are only inserted: `COPY table (cols) FROM STDIN`
+    /// and its rows in COPY's text format ([`copy_rows`]).
+    Copy {
+        sql: String,
+        data: String,
+    },
+}
+
 impl Writes {
-    /// Write it all in `tx`, building each statement while the database runs
-    /// the one before; true if engine timers changed.
+    /// Write it all in `tx`; true if engine timers changed.
+    ///
+    /// SQLite: each statement is built while the database runs the one
+    /// before. PostgreSQL: everything is built first (see [`Writes::prepare`]:
+    /// rows only inserted go by `COPY`, whose text is quick to build).
     pub(super) async fn write(self, tx: &mut Transaction<'_, Any>) -> Result<bool, StoreError> {
         let backend = self.backend;
         if backend == Backend::Postgres {
-            sqlx::query(GENERIC_PLANS).execute(&mut **tx).await?;
+            return self.prepare()?.write(tx).await;
         }
         let (sets, rest) = self.row_sets();
         for set in sets {
@@ -532,9 +546,25 @@ impl Writes {
         let mut statements = Vec::new();
         for set in sets {
             let mut rows = set.rows;
+            // PostgreSQL takes rows that are only inserted by COPY: measured at
+            // batch 100 (3 interleaved pairs), the alerts insert took 4.8
+            // instead of 7.5 µs a row, and 18 % more alerts/s were applied.
+            if backend == Backend::Postgres && set.suffix.is_empty() {
+                if rows.len() > 0 {
+                    let sql = format!("COPY {} ({}) FROM STDIN", set.table, set.cols.join(", "));
+                    statements.push((
+                        set.table,
+                        Statement::Copy {
+                            sql,
+                            data: copy_rows(rows)?,
+                        },
+                    ));
+                }
+                continue;
+            }
             let mut left = rows.len();
             while let Some(query) = next_chunk(backend, set.table, set.cols, &mut rows, &mut left, set.suffix) {
-                statements.push((set.table, query?));
+                statements.push((set.table, Statement::Insert(query?)));
             }
         }
         Ok(Prepared {
@@ -679,13 +709,77 @@ impl Prepared {
                     }
                 }
             }
-            query.execute(&mut **tx).await?;
+            match query {
+                Statement::Insert(query) => {
+                    query.execute(&mut **tx).await?;
+                }
+                Statement::Copy { sql, data } => copy_in(tx, &sql, data).await?,
+            }
         }
         if let Some((t, started)) = timing {
             metrics::histogram!("klaxon_ingest_write_seconds", "table" => t).record(started.elapsed().as_secs_f64());
         }
         self.rest.write(tx).await
     }
+}
+
+/// Rows in PostgreSQL `COPY`'s text format: values separated by tabs, a
+/// row per line, `\N` for NULL, and backslash, tab, newline and carriage
+/// return escaped with a backslash in text.
+fn copy_rows(rows: impl Iterator<Item = Result<Vec<Val>, StoreError>>) -> Result<String, StoreError> {
+    let mut out = String::new();
+    for row in rows {
+        for (c, v) in row?.into_iter().enumerate() {
+            if c > 0 {
+                out.push('\t');
+            }
+            match v {
+                Val::I(i) | Val::OI(Some(i)) => {
+                    let _ = write!(out, "{i}");
+                }
+                Val::S(s) | Val::OS(Some(s)) => push_copy_text(&mut out, &s),
+                Val::OI(None) | Val::OS(None) => out.push_str("\\N"),
+            }
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// `s` as a value of [`copy_rows`].
+fn push_copy_text(out: &mut String, s: &str) {
+    let special = |b: &u8| matches!(b, b'\\' | b'\t' | b'\n' | b'\r');
+    if !s.as_bytes().iter().any(special) {
+        out.push_str(s);
+        return;
+    }
+    for ch in s.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            _ => out.push(ch),
+        }
+    }
+}
+
+/// Most bytes of one COPY data message: PostgreSQL parses the rows of one
+/// while the next is on its way.
+const COPY_MESSAGE: usize = 64 * 1024;
+
+/// Run a [`Statement::Copy`] in `tx` (a PostgreSQL transaction).
+async fn copy_in(tx: &mut Transaction<'_, Any>, sql: &str, data: String) -> Result<(), StoreError> {
+    let conn = (**tx)
+        .downcast_mut::<sqlx::postgres::PgConnection>()
+        .ok_or_else(|| StoreError::Conflict("COPY needs a PostgreSQL connection".into()))?;
+    let mut copy = conn.copy_in_raw(sql).await?;
+    // Cut anywhere: COPY's data is one stream, whatever the messages.
+    for chunk in data.as_bytes().chunks(COPY_MESSAGE) {
+        copy.send(chunk).await?;
+    }
+    copy.finish().await?;
+    Ok(())
 }
 
 impl Rest {
@@ -714,6 +808,22 @@ impl Rest {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn copy_rows_escape_what_copy_reads_as_special() {
+        use super::Val::{I, OI, OS, S};
+        let rows = vec![
+            Ok(vec![I(1), S("plain".into()), OS(None), OI(None)]),
+            Ok(vec![
+                I(-2),
+                S("a\\b\tc\nd\re \\N".into()),
+                OS(Some(String::new())),
+                OI(Some(7)),
+            ]),
+        ];
+        let text = super::copy_rows(rows.into_iter()).unwrap();
+        assert_eq!(text, "1\tplain\t\\N\t\\N\n-2\ta\\\\b\\tc\\nd\\re \\\\N\t\t7\n");
+    }
+
     #[test]
     fn postgres_text_columns_are_joined_unless_a_value_holds_a_separator() {
         use super::Val::{I, OS, S};

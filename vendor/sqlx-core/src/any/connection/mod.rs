@@ -34,6 +34,15 @@ impl AnyConnection {
         self.backend.name()
     }
 
+    /// The driver's own connection underneath, if it is a `C` (`PgConnection`,
+    /// `SqliteConnection`), for what only that driver does (PostgreSQL's `COPY`).
+    ///
+    /// Klaxon patch, not in sqlx 0.9.0: see `vendor/README.md`.
+    pub fn downcast_mut<C: AnyConnectionBackend>(&mut self) -> Option<&mut C> {
+        let backend: &mut dyn std::any::Any = &mut *self.backend;
+        backend.downcast_mut::<C>()
+    }
+
     pub(crate) fn connect(options: &AnyConnectOptions) -> BoxFuture<'_, crate::Result<Self>> {
         Box::pin(async {
             let driver = crate::any::driver::from_url(&options.database_url)?;
