@@ -18,22 +18,14 @@ pub(super) enum Val {
     OS(Option<String>),
 }
 
-/// Insert `rows` into `table`, a chunk per statement.
-///
-/// SQLite: `INSERT … VALUES (…), (…)` in chunks under its parameter limit.
-/// PostgreSQL: `INSERT … SELECT * FROM UNNEST($1::bigint[], …)` with one
-/// parameter per column (see [`column_arrays`]). Its text never changes, so PostgreSQL prepares and plans it once;
-/// a VALUES list of thousands of rows was parsed, planned and initialised anew for
-/// every batch (a third of the server's time on the ingest path).
+/// SQLite: insert `rows` into `table` in `INSERT … VALUES (…), (…)` statements
+/// under its parameter limit (PostgreSQL's writes go through [`Writes::prepare`]).
 ///
 /// Rows are built as they are needed (`rows` may serialise as it goes), and each
-/// chunk is built while the database works on the one before: SQLite's writer
-/// thread or the PostgreSQL backend runs the statement, this thread gets the
-/// next one ready. Statements still run one after the other, each only once
-/// the last has succeeded.
+/// chunk is built while SQLite's worker thread runs the one before. Statements
+/// still run one after the other, each only once the last has succeeded.
 pub(super) async fn insert_rows<I>(
     tx: &mut Transaction<'_, Any>,
-    backend: Backend,
     table: &str,
     cols: &[&str],
     rows: I,
@@ -50,12 +42,12 @@ where
         // Nothing to write, and nothing for the write-time histogram.
         return Ok(());
     }
-    let mut next = next_chunk(backend, table, cols, &mut rows, &mut left, suffix);
+    let mut next = next_chunk(Backend::Sqlite, table, cols, &mut rows, &mut left, suffix);
     while let Some(query) = next {
         let mut running = std::pin::pin!(query?.execute(&mut **tx));
         // The first poll hands the statement to the database.
         let sent = futures::poll!(running.as_mut());
-        next = next_chunk(backend, table, cols, &mut rows, &mut left, suffix);
+        next = next_chunk(Backend::Sqlite, table, cols, &mut rows, &mut left, suffix);
         match sent {
             std::task::Poll::Ready(done) => done?,
             std::task::Poll::Pending => running.await?,
@@ -527,13 +519,12 @@ impl Writes {
     /// before. PostgreSQL: everything is built first (see [`Writes::prepare`]:
     /// rows only inserted go by `COPY`, whose text is quick to build).
     pub(super) async fn write(self, tx: &mut Transaction<'_, Any>) -> Result<bool, StoreError> {
-        let backend = self.backend;
-        if backend == Backend::Postgres {
+        if self.backend == Backend::Postgres {
             return self.prepare()?.write(tx).await;
         }
         let (sets, rest) = self.row_sets();
         for set in sets {
-            insert_rows(tx, backend, set.table, set.cols, set.rows, set.suffix).await?;
+            insert_rows(tx, set.table, set.cols, set.rows, set.suffix).await?;
         }
         rest.write(tx).await
     }
@@ -694,7 +685,9 @@ impl Writes {
 impl Prepared {
     /// Run the statements in order, then the rest; true if engine timers changed.
     pub(super) async fn write(self, tx: &mut Transaction<'_, Any>) -> Result<bool, StoreError> {
-        if self.backend == Backend::Postgres {
+        // Only the `UNNEST` inserts need the generic plan (see [`GENERIC_PLANS`]).
+        let unnest = |(_, s): &(&str, Statement)| matches!(s, Statement::Insert(_));
+        if self.backend == Backend::Postgres && self.statements.iter().any(unnest) {
             sqlx::query(GENERIC_PLANS).execute(&mut **tx).await?;
         }
         // Timed per table, as `insert_rows` does.
