@@ -92,6 +92,11 @@ fn migrations(backend: Backend) -> Migrator {
                 "alerts_past_idx",
                 include_str!("../migrations/sqlite/0014_alerts_past_idx.sql"),
             ),
+            (
+                15,
+                "hot_path_fks_sqlite",
+                include_str!("../migrations/sqlite/0015_hot_path_fks_sqlite.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -147,6 +152,11 @@ fn migrations(backend: Backend) -> Migrator {
                 14,
                 "alerts_past_idx",
                 include_str!("../migrations/postgres/0014_alerts_past_idx.sql"),
+            ),
+            (
+                15,
+                "hot_path_fks_sqlite",
+                include_str!("../migrations/postgres/0015_hot_path_fks_sqlite.sql"),
             ),
         ],
     };
@@ -387,6 +397,98 @@ mod tests {
                 .count();
             assert_eq!(versions(Backend::Sqlite).len(), files, "{dir}");
         }
+    }
+
+    /// Migration 0015 rebuilds SQLite's incident_alerts and incident_events
+    /// without foreign keys: every row survives, the timeline stays
+    /// append-only, the index by alert is back, and a link is no longer checked.
+    #[tokio::test]
+    async fn sqlite_0015_keeps_links_and_timelines_and_drops_their_foreign_keys() {
+        use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+        use sqlx::{ConnectOptions, Row};
+        let dir = tempfile::tempdir().unwrap();
+        let opts = SqliteConnectOptions::new()
+            .filename(dir.path().join("k.db"))
+            .create_if_missing(true)
+            .foreign_keys(false);
+        let mut conn: SqliteConnection = opts.connect().await.unwrap();
+        let all = migrations(Backend::Sqlite);
+        let before: Vec<Migration> = all.iter().filter(|m| m.version < 15).cloned().collect();
+        assert_eq!(before.len(), 14);
+        Migrator::with_migrations(before).run(&mut conn).await.unwrap();
+        // Rows as 0014 left them (seeded without the checks, as only the tables matter).
+        for (alert, route) in [(2, "r-a"), (3, "r-b")] {
+            sqlx::query("INSERT INTO incident_alerts (incident_pk, alert_pk, route) VALUES (1, ?, ?)")
+                .bind(alert)
+                .bind(route)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        for seq in 1..=2 {
+            sqlx::query(
+                "INSERT INTO incident_events (incident_pk, seq, at, actor, type, payload, prev_hash, hash) \
+                 VALUES (1, ?, 1700000000000, 'system', 'alert_fired', '{\"x\":1}', 'p', 'h')",
+            )
+            .bind(seq)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+        // The store migrates with the checks on.
+        sqlx::query("PRAGMA foreign_keys = ON")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        all.run(&mut conn).await.unwrap();
+
+        let links: Vec<(i64, i64, String)> =
+            sqlx::query_as("SELECT incident_pk, alert_pk, route FROM incident_alerts ORDER BY alert_pk")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(links, vec![(1, 2, "r-a".to_string()), (1, 3, "r-b".to_string())]);
+        let events: Vec<(i64, String)> = sqlx::query_as("SELECT seq, payload FROM incident_events ORDER BY seq")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            events,
+            vec![(1, r#"{"x":1}"#.to_string()), (2, r#"{"x":1}"#.to_string())]
+        );
+        // Still append-only.
+        for sql in ["UPDATE incident_events SET at = 0", "DELETE FROM incident_events"] {
+            let err = sqlx::query(sql).execute(&mut conn).await.unwrap_err();
+            assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+        }
+        // Keys and the index by alert as before.
+        let dup = sqlx::query("INSERT INTO incident_alerts (incident_pk, alert_pk, route) VALUES (1, 2, 'again')")
+            .execute(&mut conn)
+            .await;
+        assert!(dup.is_err(), "(incident_pk, alert_pk) stays the key");
+        let index: String =
+            sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = 'incident_alerts_alert_idx'")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert!(index.contains("(alert_pk)"), "{index}");
+        // With the checks on, a link to an incident and alert that do not exist
+        // goes in: nothing checks it any more.
+        sqlx::query("INSERT INTO incident_alerts (incident_pk, alert_pk, route) VALUES (999, 999, 'r')")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let fks = sqlx::query("SELECT * FROM pragma_foreign_key_list('incident_events')")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        assert!(fks.is_empty(), "{} foreign keys left", fks.len());
+        let ok: String = sqlx::query("PRAGMA integrity_check")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(ok, "ok");
     }
 
     #[test]
