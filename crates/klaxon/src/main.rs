@@ -19,20 +19,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// jemalloc. The ingest path allocates a lot of small JSON values (glibc's
-/// allocator spent ~17 % of the server's CPU there), and a request's values
-/// are often freed on another thread than the one that allocated them: the
-/// HTTP workers, the intake and the applier. jemalloc reuses a freed block on
-/// the thread that frees it, while it is still in that core's cache; mimalloc,
-/// used before, hands it back to the allocating thread, and its allocations
-/// then stalled on cold free lists (12 % of the server's samples on one
-/// instruction, at PostgreSQL batch 1). Measured with one-alert and
-/// 100-alert requests from 32 connections, interleaved 12 s runs on 2 cores:
-/// PostgreSQL batch 1 +4 to +17 % alerts/s and 12 to 27 % less server CPU per
-/// alert; batch 100 +9 to +19 % (PostgreSQL) and +10 to +13 % (SQLite) applied;
-/// SQLite batch 1 unchanged. Background threads return freed memory to the
-/// system after a burst (34 MB resident 15 s after a batch-100 load, against
-/// 94 MB).
+/// jemalloc: the ingest path allocates many small JSON values and often frees
+/// them on another thread (HTTP workers, intake, applier); jemalloc reuses such
+/// a block where it was freed, still in cache. Why not mimalloc or glibc, and
+/// the measurements: docs/architecture.md.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
