@@ -97,6 +97,11 @@ fn migrations(backend: Backend) -> Migrator {
                 "hot_path_fks_sqlite",
                 include_str!("../migrations/sqlite/0015_hot_path_fks_sqlite.sql"),
             ),
+            (
+                16,
+                "ingest_commits",
+                include_str!("../migrations/sqlite/0016_ingest_commits.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -157,6 +162,11 @@ fn migrations(backend: Backend) -> Migrator {
                 15,
                 "hot_path_fks_sqlite",
                 include_str!("../migrations/postgres/0015_hot_path_fks_sqlite.sql"),
+            ),
+            (
+                16,
+                "ingest_commits",
+                include_str!("../migrations/postgres/0016_ingest_commits.sql"),
             ),
         ],
     };

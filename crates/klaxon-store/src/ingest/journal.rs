@@ -8,9 +8,17 @@
 //! its own writer from memory, or after a crash by whichever node picks up
 //! the leftovers ([`Store::journal_leftovers`]).
 //!
+//! A row is one group commit of the intake (`ingest_commits`): the requests
+//! committed together, consecutive in sequence, as one JSON array; its `seq`
+//! is the last one's. One wide row instead of one per request is less to
+//! write and to flush: at one alert per request, groups of about a dozen,
+//! PostgreSQL wrote a heap tuple and an index entry per request into the WAL
+//! each commit flushes. Rows of a previous version (`ingest_journal`, one per
+//! request) are still read and applied.
+//!
 //! On SQLite the journal is a second file (`<file>-intake`) so that accepting
-//! never waits for the main file's write lock; on PostgreSQL it is the
-//! `ingest_journal` table.
+//! never waits for the main file's write lock; on PostgreSQL it is a table of
+//! the database.
 //!
 //! On SQLite the intake writes the file itself, on its own thread, through a
 //! rusqlite connection ([`DirectJournal`]): through sqlx each group commit went
@@ -20,19 +28,135 @@
 
 use jiff::Timestamp;
 use klaxon_domain::alert::AlertInput;
+use serde::{Deserialize, Serialize};
 use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
 
-use super::write::{Val, insert_query};
 use crate::{Backend, Store, StoreError};
 
-const SQLITE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS ingest_journal (
+/// The journal file's tables (PostgreSQL's are migrations 0011 and 0016).
+const SQLITE_SCHEMA: [&str; 2] = [
+    "CREATE TABLE IF NOT EXISTS ingest_commits (
+    writer      TEXT    NOT NULL,
+    seq         INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    requests    TEXT    NOT NULL,
+    PRIMARY KEY (writer, seq)
+)",
+    // Written by previous versions, one row per request; read for leftovers.
+    "CREATE TABLE IF NOT EXISTS ingest_journal (
     writer         TEXT    NOT NULL,
     seq            INTEGER NOT NULL,
     integration_id TEXT    NOT NULL,
     received_at    INTEGER NOT NULL,
     alerts         TEXT    NOT NULL,
     PRIMARY KEY (writer, seq)
-)";
+)",
+];
+
+/// One request as a journal row keeps it (written).
+#[derive(Serialize)]
+struct RequestOut<'a> {
+    integration_id: &'a str,
+    received_at: i64,
+    alerts: &'a [AlertInput],
+}
+
+/// One request as a journal row keeps it (read back).
+#[derive(Deserialize)]
+struct RequestIn {
+    integration_id: String,
+    received_at: i64,
+    alerts: Vec<AlertInput>,
+}
+
+/// A request's part of a journal row, made by its handler (not by the intake,
+/// which commits one group at a time).
+pub(super) fn request_text(
+    integration_id: &str,
+    received_at: Timestamp,
+    alerts: &[AlertInput],
+) -> Result<String, serde_json::Error> {
+    serde_json::to_string(&RequestOut {
+        integration_id,
+        received_at: received_at.as_millisecond(),
+        alerts,
+    })
+}
+
+/// One group commit of the intake: a journal row.
+pub(super) struct Commit {
+    /// The last request's sequence number; the others come just before it.
+    pub(super) seq: i64,
+    /// When the first request was received, in ms (a writer's oldest row
+    /// tells whether it is stuck).
+    pub(super) received_at: i64,
+    /// The requests' texts ([`request_text`]) as one JSON array.
+    pub(super) requests: String,
+}
+
+impl Commit {
+    /// The row of requests `first_seq`, `first_seq + 1`, … in that order.
+    pub(super) fn new<'a>(
+        first_seq: i64,
+        received_at: Timestamp,
+        texts: impl ExactSizeIterator<Item = &'a str>,
+    ) -> Commit {
+        let n = texts.len() as i64;
+        let mut requests = String::from("[");
+        for (i, text) in texts.enumerate() {
+            if i > 0 {
+                requests.push(',');
+            }
+            requests.push_str(text);
+        }
+        requests.push(']');
+        Commit {
+            seq: first_seq + n - 1,
+            received_at: received_at.as_millisecond(),
+            requests,
+        }
+    }
+}
+
+/// The requests of an `ingest_commits` row whose sequence number is after
+/// `after`. Written by this code; should a row ever be unreadable, say so
+/// loudly and pass it (applied as nothing) rather than stop every later alert
+/// behind it.
+fn requests_of(writer: &str, seq: i64, text: &str, after: i64) -> Result<Vec<Leftover>, StoreError> {
+    let requests = match serde_json::from_str::<Vec<RequestIn>>(text) {
+        Ok(requests) if !requests.is_empty() => requests,
+        outcome => {
+            let error = outcome
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "no requests".into());
+            tracing::error!(writer, seq, error, "journal row is unreadable; skipped");
+            metrics::counter!("klaxon_ingest_dead_total").increment(1);
+            return Ok(vec![Leftover {
+                writer: writer.to_string(),
+                seq,
+                integration_id: String::new(),
+                received_at: Timestamp::UNIX_EPOCH,
+                alerts: Vec::new(),
+            }]);
+        }
+    };
+    let first = seq - requests.len() as i64 + 1;
+    requests
+        .into_iter()
+        .zip(first..)
+        .filter(|(_, seq)| *seq > after)
+        .map(|(r, seq)| {
+            Ok(Leftover {
+                writer: writer.to_string(),
+                seq,
+                integration_id: r.integration_id,
+                received_at: crate::error::ts(r.received_at)?,
+                alerts: r.alerts,
+            })
+        })
+        .collect()
+}
 
 /// The session lock a running writer holds (PostgreSQL).
 const WRITER_LOCK: &str = "SELECT pg_advisory_lock(4242, hashtext($1))";
@@ -53,7 +177,9 @@ pub(crate) async fn create_sqlite_journal(
     synchronous: &str,
 ) -> Result<Option<JournalFile>, StoreError> {
     sqlx::query("PRAGMA journal_mode = WAL").execute(pool).await?;
-    sqlx::query(SQLITE_SCHEMA).execute(pool).await?;
+    for table in SQLITE_SCHEMA {
+        sqlx::query(table).execute(pool).await?;
+    }
     let path: String = sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
         .fetch_one(pool)
         .await?;
@@ -91,11 +217,11 @@ impl JournalWriter {
         }
     }
 
-    /// Commit a group of requests to the journal: all rows or none.
-    pub(super) async fn append(&mut self, store: &Store, writer: &str, entries: &[Entry]) -> Result<(), StoreError> {
+    /// Commit a group of requests to the journal.
+    pub(super) async fn append(&mut self, store: &Store, writer: &str, commit: &Commit) -> Result<(), StoreError> {
         match self {
-            JournalWriter::Direct(direct) => direct.append(writer, entries),
-            JournalWriter::Pool { held } => store.journal_append(held, writer, entries).await,
+            JournalWriter::Direct(direct) => direct.append(writer, commit),
+            JournalWriter::Pool { held } => store.journal_append(held, writer, commit).await,
         }
     }
 
@@ -115,11 +241,13 @@ pub(super) struct DirectJournal {
 }
 
 /// Drop a writer's applied rows (both ways of writing; SQLite reads `$1` and
-/// `$2` as the first and second parameter).
-const PRUNE: &str = "DELETE FROM ingest_journal WHERE writer = $1 AND seq <= $2";
+/// `$2` as the first and second parameter). A row goes once its last request
+/// is applied.
+const PRUNE: &str = "DELETE FROM ingest_commits WHERE writer = $1 AND seq <= $2";
+/// The same in the rows of previous versions.
+const PRUNE_LEGACY: &str = "DELETE FROM ingest_journal WHERE writer = $1 AND seq <= $2";
 
-const INSERT_ENTRY: &str =
-    "INSERT INTO ingest_journal (writer, seq, integration_id, received_at, alerts) VALUES (?1, ?2, ?3, ?4, ?5)";
+const INSERT_COMMIT: &str = "INSERT INTO ingest_commits (writer, seq, received_at, requests) VALUES ($1, $2, $3, $4)";
 
 impl DirectJournal {
     fn open(file: &JournalFile) -> Result<DirectJournal, StoreError> {
@@ -129,24 +257,15 @@ impl DirectJournal {
         Ok(DirectJournal { conn })
     }
 
-    /// [`Store::journal_append`] on this connection: all rows or none.
-    pub(super) fn append(&mut self, writer: &str, entries: &[Entry]) -> Result<(), StoreError> {
+    /// [`Store::journal_append`] on this connection.
+    pub(super) fn append(&mut self, writer: &str, commit: &Commit) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
-        let tx = self.conn.transaction()?;
-        {
-            let mut insert = tx.prepare_cached(INSERT_ENTRY)?;
-            for e in entries {
-                insert.execute(rusqlite::params![
-                    writer,
-                    e.seq,
-                    e.integration_id,
-                    e.received_at.as_millisecond(),
-                    e.alerts
-                ])?;
-            }
-        }
-        // Dropped without a commit (an error above), it rolls back.
-        tx.commit()?;
+        self.conn.prepare_cached(INSERT_COMMIT)?.execute(rusqlite::params![
+            writer,
+            commit.seq,
+            commit.received_at,
+            commit.requests
+        ])?;
         metrics::histogram!("klaxon_ingest_write_seconds", "table" => "ingest_journal")
             .record(started.elapsed().as_secs_f64());
         Ok(())
@@ -158,15 +277,7 @@ impl DirectJournal {
     }
 }
 
-/// One journal row to write.
-pub(super) struct Entry {
-    pub(super) seq: i64,
-    pub(super) integration_id: String,
-    pub(super) received_at: Timestamp,
-    pub(super) alerts: String,
-}
-
-/// A journal row not yet applied.
+/// A journaled request not yet applied.
 pub(super) struct Leftover {
     pub(super) writer: String,
     pub(super) seq: i64,
@@ -176,7 +287,7 @@ pub(super) struct Leftover {
 }
 
 impl Store {
-    /// Commit a group of requests to the journal in one transaction.
+    /// Commit a group of requests to the journal: one row, one statement.
     ///
     /// On PostgreSQL the intake keeps a connection of its own in `held`
     /// (taken from the journal pool on first use, given up after an error):
@@ -186,24 +297,14 @@ impl Store {
         &self,
         held: &mut Option<AnyConnection>,
         writer: &str,
-        entries: &[Entry],
+        commit: &Commit,
     ) -> Result<(), StoreError> {
-        let rows = entries
-            .iter()
-            .map(|e| {
-                vec![
-                    Val::S(writer.to_string()),
-                    Val::I(e.seq),
-                    Val::S(e.integration_id.clone()),
-                    Val::I(e.received_at.as_millisecond()),
-                    Val::S(e.alerts.clone()),
-                ]
-            })
-            .collect();
-        // One statement, committed on its own: all rows or none, one round trip.
-        let cols = ["writer", "seq", "integration_id", "received_at", "alerts"];
         let started = std::time::Instant::now();
-        let query = insert_query(self.backend, "ingest_journal", &cols, rows, "");
+        let query = sqlx::query(INSERT_COMMIT)
+            .bind(writer)
+            .bind(commit.seq)
+            .bind(commit.received_at)
+            .bind(commit.requests.as_str());
         match self.backend {
             Backend::Sqlite => {
                 query.execute(&self.journal).await?;
@@ -225,11 +326,14 @@ impl Store {
         Ok(())
     }
 
-    /// Rows in the ingest journal (accepted requests, applied or not, not yet cleared).
+    /// Rows in the ingest journal (group commits of accepted requests, applied
+    /// or not, not yet cleared; and rows of previous versions).
     pub async fn ingest_journal_len(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM ingest_journal")
-            .fetch_one(&self.journal)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT (SELECT COUNT(*) FROM ingest_commits) + (SELECT COUNT(*) FROM ingest_journal)")
+                .fetch_one(&self.journal)
+                .await?,
+        )
     }
 
     /// Drop a writer's rows up to `seq` (applied already).
@@ -242,16 +346,26 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Drop a writer's rows that are applied.
+    /// Drop a writer's rows that are applied, also those of previous versions.
     pub(super) async fn journal_prune_applied(&self, writer: &str) -> Result<u64, StoreError> {
         let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM ingest_applied WHERE writer = $1")
             .bind(writer.to_string())
             .fetch_optional(&self.write)
             .await?;
         match seq {
-            Some(seq) => self.journal_prune(writer, seq).await,
+            Some(seq) => self.journal_prune_all(writer, seq).await,
             None => Ok(0),
         }
+    }
+
+    /// [`Store::journal_prune`], also in the rows of previous versions.
+    async fn journal_prune_all(&self, writer: &str, seq: i64) -> Result<u64, StoreError> {
+        let legacy = sqlx::query(PRUNE_LEGACY)
+            .bind(writer.to_string())
+            .bind(seq)
+            .execute(&self.journal)
+            .await?;
+        Ok(self.journal_prune(writer, seq).await? + legacy.rows_affected())
     }
 
     /// Lock (PostgreSQL) and read the last applied sequence of `writer`
@@ -336,7 +450,9 @@ impl Store {
             .collect::<Result<_, sqlx::Error>>()?;
         // Other writers with rows, then each one's rows after its applied mark.
         let writers = sqlx::query(
-            "SELECT writer, MIN(received_at) AS first FROM ingest_journal WHERE writer <> $1 \
+            "SELECT writer, MIN(received_at) AS first FROM \
+             (SELECT writer, received_at FROM ingest_commits WHERE writer <> $1 \
+              UNION ALL SELECT writer, received_at FROM ingest_journal WHERE writer <> $1) AS w \
              GROUP BY writer ORDER BY first",
         )
         .bind(me.to_string())
@@ -358,63 +474,135 @@ impl Store {
                 continue;
             }
             let after = applied.get(&writer).copied().unwrap_or(0);
-            let rows = sqlx::query(
-                "SELECT seq, integration_id, received_at, alerts FROM ingest_journal \
-                 WHERE writer = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            let left = limit - out.len() as i64;
+            let mut rows = Vec::new();
+            for r in sqlx::query(
+                "SELECT seq, requests FROM ingest_commits WHERE writer = $1 AND seq > $2 ORDER BY seq LIMIT $3",
             )
             .bind(writer.clone())
             .bind(after)
-            .bind(limit - out.len() as i64)
+            .bind(left)
             .fetch_all(&self.journal)
-            .await?;
+            .await?
+            {
+                rows.extend(requests_of(&writer, r.try_get(0)?, &r.try_get::<String, _>(1)?, after)?);
+            }
+            rows.extend(self.legacy_leftovers(&writer, after, left).await?);
             if rows.is_empty() {
                 // Everything of this writer was applied: its rows can go.
-                self.journal_prune(&writer, after).await?;
+                self.journal_prune_all(&writer, after).await?;
                 continue;
             }
-            for r in rows {
-                let seq: i64 = r.try_get(0)?;
-                let text: String = r.try_get(3)?;
-                // Written by this code from `AlertInput`s; should a row ever be
-                // unreadable, say so loudly and pass it (applied as nothing)
-                // rather than stop every later alert behind it.
-                let alerts = serde_json::from_str(&text).unwrap_or_else(|e| {
-                    tracing::error!(writer = %writer, seq, error = %e, "journal row is unreadable; skipped");
-                    metrics::counter!("klaxon_ingest_dead_total").increment(1);
-                    Vec::new()
-                });
-                out.push(Leftover {
-                    writer: writer.clone(),
-                    seq,
-                    integration_id: r.try_get(1)?,
-                    received_at: crate::error::ts(r.try_get(2)?)?,
-                    alerts,
-                });
-            }
+            // One writer writes one kind of row; in sequence order either way.
+            rows.sort_by_key(|r| r.seq);
+            out.extend(rows);
             if out.len() as i64 >= limit {
                 break;
             }
         }
         Ok(out)
     }
+
+    /// A writer's rows of a previous version (one request each) after `after`.
+    async fn legacy_leftovers(&self, writer: &str, after: i64, limit: i64) -> Result<Vec<Leftover>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, integration_id, received_at, alerts FROM ingest_journal \
+             WHERE writer = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(writer.to_string())
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.journal)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let seq: i64 = r.try_get(0)?;
+                let text: String = r.try_get(3)?;
+                let alerts = serde_json::from_str(&text).unwrap_or_else(|e| {
+                    tracing::error!(writer, seq, error = %e, "journal row is unreadable; skipped");
+                    metrics::counter!("klaxon_ingest_dead_total").increment(1);
+                    Vec::new()
+                });
+                Ok(Leftover {
+                    writer: writer.to_string(),
+                    seq,
+                    integration_id: r.try_get(1)?,
+                    received_at: crate::error::ts(r.try_get(2)?)?,
+                    alerts,
+                })
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use klaxon_domain::alert::AlertAction;
+
     use super::*;
     use crate::StoreOptions;
 
-    fn entry(seq: i64) -> Entry {
-        Entry {
-            seq,
-            integration_id: "int-1".into(),
-            received_at: Timestamp::from_millisecond(1_700_000_000_000 + seq).unwrap(),
-            alerts: format!(r#"[{{"seq": {seq}, "text": "quote \" and \u001e"}}]"#),
+    fn alert(key: &str) -> AlertInput {
+        AlertInput {
+            action: AlertAction::Trigger,
+            dedup_key: key.into(),
+            summary: format!("quote \" and \u{1e} in {key}"),
+            severity: Some("critical".into()),
+            source: None,
+            labels: [("alertname".to_string(), key.to_string())].into(),
+            annotations: Default::default(),
+            starts_at: None,
+            ends_at: None,
+            links: Vec::new(),
+            group_key: None,
+            details: serde_json::json!({"n": 1}),
+        }
+    }
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_millisecond(1_700_000_000_000 + ms).unwrap()
+    }
+
+    /// A commit of one-alert requests `first_seq`, … keyed `a<seq>`, of integration `int-<seq>`.
+    fn commit(first_seq: i64, n: i64) -> Commit {
+        let texts: Vec<String> = (first_seq..first_seq + n)
+            .map(|seq| request_text(&format!("int-{seq}"), at(seq), &[alert(&format!("a{seq}"))]).unwrap())
+            .collect();
+        Commit::new(first_seq, at(first_seq), texts.iter().map(String::as_str))
+    }
+
+    #[test]
+    fn a_commit_is_its_requests_in_sequence_and_reads_back_after_the_applied_mark() {
+        let c = commit(7, 3);
+        assert_eq!(c.seq, 9, "the last request's");
+        assert_eq!(c.received_at, at(7).as_millisecond(), "the first request's");
+        let all = requests_of("w-1", c.seq, &c.requests, 0).unwrap();
+        let seqs: Vec<i64> = all.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [7, 8, 9]);
+        assert_eq!(all[1].integration_id, "int-8");
+        assert_eq!(all[1].received_at, at(8));
+        assert_eq!(all[1].alerts, [alert("a8")]);
+        let rest = requests_of("w-1", c.seq, &c.requests, 8).unwrap();
+        assert_eq!(
+            rest.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [9],
+            "7 and 8 are applied"
+        );
+        assert!(requests_of("w-1", c.seq, &c.requests, 9).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_unreadable_row_is_passed_as_one_empty_request_at_its_sequence() {
+        for text in ["not json", "[]", r#"[{"integration_id": 5}]"#] {
+            let rows = requests_of("w-1", 12, text, 3).unwrap();
+            assert_eq!(rows.len(), 1, "{text}");
+            assert_eq!(rows[0].seq, 12, "{text}: the applied mark moves past it");
+            assert!(rows[0].alerts.is_empty(), "{text}");
         }
     }
 
     #[tokio::test]
-    async fn the_intake_writes_a_sqlite_journal_file_directly_all_rows_or_none() {
+    async fn the_intake_writes_a_sqlite_journal_file_directly_a_row_per_commit() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("k.db").display());
         let store = Store::connect(&StoreOptions::new(url)).await.unwrap();
@@ -422,29 +610,35 @@ mod tests {
         assert!(file.path.ends_with("k.db-intake"), "{:?}", file.path);
         let mut journal = DirectJournal::open(&file).unwrap();
 
-        journal.append("w-1", &[entry(1), entry(2)]).unwrap();
-        assert_eq!(store.ingest_journal_len().await.unwrap(), 2);
-        // What the applier of another start would read back (through sqlx).
-        let text: String = sqlx::query_scalar("SELECT alerts FROM ingest_journal WHERE seq = 2")
-            .fetch_one(&store.journal)
+        journal.append("w-1", &commit(1, 2)).unwrap();
+        journal.append("w-1", &commit(3, 1)).unwrap();
+        assert_eq!(store.ingest_journal_len().await.unwrap(), 2, "a row per commit");
+        // What another start reads back (through sqlx), after w-1's applied mark.
+        sqlx::query("INSERT INTO ingest_applied (writer, seq) VALUES ('w-1', 1)")
+            .execute(&store.write)
             .await
             .unwrap();
-        assert_eq!(text, entry(2).alerts);
+        let left = store.journal_leftovers("w-me", at(0), 100).await.unwrap();
+        let got: Vec<(i64, &str, &str)> = left
+            .iter()
+            .map(|r| (r.seq, r.integration_id.as_str(), r.alerts[0].dedup_key.as_str()))
+            .collect();
+        assert_eq!(got, [(2, "int-2", "a2"), (3, "int-3", "a3")]);
 
-        // A group with one row that cannot be written leaves none of its rows.
+        // A commit that cannot be written leaves nothing.
         sqlx::query(
-            "CREATE TRIGGER seq_4_taken BEFORE INSERT ON ingest_journal WHEN NEW.seq = 4 \
-             BEGIN SELECT RAISE(ABORT, 'seq 4 is taken'); END",
+            "CREATE TRIGGER seq_5_taken BEFORE INSERT ON ingest_commits WHEN NEW.seq = 5 \
+             BEGIN SELECT RAISE(ABORT, 'seq 5 is taken'); END",
         )
         .execute(&store.journal)
         .await
         .unwrap();
-        let err = journal.append("w-1", &[entry(3), entry(4)]).unwrap_err();
-        assert!(err.to_string().contains("seq 4 is taken"), "{err}");
-        assert_eq!(store.ingest_journal_len().await.unwrap(), 2, "seq 3 rolled back");
-        journal.append("w-1", &[entry(5)]).unwrap();
+        let err = journal.append("w-1", &commit(4, 2)).unwrap_err();
+        assert!(err.to_string().contains("seq 5 is taken"), "{err}");
+        assert_eq!(store.ingest_journal_len().await.unwrap(), 2);
 
-        assert_eq!(journal.prune("w-1", 2).unwrap(), 2);
+        // A row goes once its last request is applied.
+        assert_eq!(journal.prune("w-1", 2).unwrap(), 1);
         assert_eq!(journal.prune("w-2", 9).unwrap(), 0, "another writer's rows only");
         assert_eq!(store.ingest_journal_len().await.unwrap(), 1);
     }

@@ -44,7 +44,7 @@ mod journal;
 mod write;
 
 use batch::{Batch, Map, Set};
-use journal::{Entry, JournalWriter, Leftover};
+use journal::{Commit, JournalWriter, Leftover};
 pub(crate) use journal::{JournalFile, create_sqlite_journal, sqlite_journal_url};
 
 /// What ingestion needs besides the database.
@@ -152,7 +152,7 @@ pub(super) struct Job {
 /// A request waiting for the intake.
 struct Intake {
     job: Job,
-    /// The alerts as the journal keeps them.
+    /// The request as the journal keeps it ([`journal::request_text`]).
     text: String,
     accepted: oneshot::Sender<Result<(), StoreError>>,
 }
@@ -248,7 +248,7 @@ impl Ingestor {
         outcome: bool,
     ) -> Result<Option<oneshot::Receiver<Outcomes>>, StoreError> {
         self.wait_for_room().await?;
-        let text = serde_json::to_string(&alerts)
+        let text = journal::request_text(&integration.id, now, &alerts)
             .map_err(|e| StoreError::Conflict(format!("alerts not serialisable: {e}")))?;
         let (reply, applied) = match outcome {
             true => {
@@ -439,29 +439,22 @@ async fn accept_group(
     next_seq: &mut i64,
     apply: &mpsc::UnboundedSender<Job>,
 ) {
-    let entries: Vec<Entry> = buf
-        .iter_mut()
-        .enumerate()
-        .map(|(i, x)| Entry {
-            seq: *next_seq + i as i64,
-            integration_id: x.job.integration.id.clone(),
-            received_at: x.job.now,
-            alerts: std::mem::take(&mut x.text),
-        })
-        .collect();
-    let result = journal.append(store, &shared.writer, &entries).await;
+    let Some(first) = buf.first() else { return };
+    let first_seq = *next_seq;
+    let commit = Commit::new(first_seq, first.job.now, buf.iter().map(|x| x.text.as_str()));
+    let result = journal.append(store, &shared.writer, &commit).await;
     // Used up even if the write failed: a write whose commit went through
     // but whose answer was lost would otherwise make every later group
-    // collide with its rows. A gap in the sequence is harmless.
-    *next_seq += entries.len() as i64;
+    // collide with its row. A gap in the sequence is harmless.
+    *next_seq = commit.seq + 1;
     metrics::histogram!("klaxon_ingest_intake_requests").record(buf.len() as f64);
     match result {
         Ok(()) => {
             let alerts: usize = buf.iter().map(|x| x.job.alerts.len()).sum();
             shared.add_backlog(alerts as isize);
-            for (x, e) in buf.drain(..).zip(&entries) {
+            for (x, seq) in buf.drain(..).zip(first_seq..) {
                 let mut job = x.job;
-                job.seq = e.seq;
+                job.seq = seq;
                 let _ = x.accepted.send(Ok(()));
                 let _ = apply.send(job);
             }

@@ -1001,8 +1001,35 @@ async fn journal_pool(app: &TestApp) -> sqlx::AnyPool {
         .unwrap()
 }
 
-/// The journal as a server that stopped between answering and applying left it.
-async fn journal_rows_of_a_stopped_server(app: &TestApp, integration_id: &str, rows: &[(i64, &str)]) {
+/// The journal as a server that stopped between answering and applying left
+/// it: one group commit of requests `first_seq`, … (one alert each, keyed by
+/// `dedups`), as `ingest_commits` keeps it. Written here by hand, so that a
+/// change of the row's format that would strand rows of a previous version
+/// fails this test.
+async fn commit_of_a_stopped_server(app: &TestApp, integration_id: &str, first_seq: i64, dedups: &[&str]) {
+    let received = (crate::support::t0() - SignedDuration::from_mins(2)).as_millisecond();
+    let requests: Vec<serde_json::Value> = dedups
+        .iter()
+        .map(|dedup| {
+            let alert = trigger(dedup, &format!("left over {dedup}"), "LeftOver", "critical", "left");
+            json!({"integration_id": integration_id, "received_at": received, "alerts": [alert]})
+        })
+        .collect();
+    let pool = journal_pool(app).await;
+    sqlx::query("INSERT INTO ingest_commits (writer, seq, received_at, requests) VALUES ($1, $2, $3, $4)")
+        .bind("w-stopped")
+        .bind(first_seq + dedups.len() as i64 - 1)
+        .bind(received)
+        .bind(serde_json::to_string(&requests).unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
+/// The same as a server of a previous version left it: a row per request in
+/// `ingest_journal`.
+async fn legacy_rows_of_a_stopped_server(app: &TestApp, integration_id: &str, rows: &[(i64, &str)]) {
     let pool = journal_pool(app).await;
     for (seq, dedup) in rows {
         let alert = trigger(dedup, &format!("left over {dedup}"), "LeftOver", "critical", "left");
@@ -1022,45 +1049,82 @@ async fn journal_rows_of_a_stopped_server(app: &TestApp, integration_id: &str, r
     pool.close().await;
 }
 
-// A server stopped with accepted alerts not applied: the next one to start
-// applies them, once, and clears them from the journal.
-both!(a_stopped_servers_journal_is_applied_once_by_the_next, |app| {
-    let integ = prom_integration(&app).await;
-    journal_rows_of_a_stopped_server(&app, &integ.id, &[(1, "left-1"), (2, "left-2")]).await;
+/// Start the next server on a database where `w-stopped` left `expected`
+/// alerts to apply: it applies them, once, and clears `table` of the writer's rows.
+async fn next_server_applies_leftovers_once(
+    app: &TestApp,
+    integ: &klaxon_domain::wire::IntegrationInfo,
+    table: &str,
+    expected: &[&str],
+) {
     // A second writer starting on the same database (a restart, or on
     // PostgreSQL another node once the rows are a minute old).
-    let next = start_ingestor(&app, None);
+    let next = start_ingestor(app, None);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
+    let keys = || async {
         let alerts = app.client.alerts(&[]).await.unwrap();
-        if alerts["items"].as_array().unwrap().len() == 2 {
-            break;
-        }
+        let mut keys: Vec<String> = alerts["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["dedup_key"].as_str().unwrap().to_string())
+            .collect();
+        keys.sort();
+        keys
+    };
+    while keys().await.len() < expected.len() {
         assert!(
             std::time::Instant::now() < deadline,
-            "left-over alerts applied: {alerts}"
+            "left-over alerts applied: {:?}",
+            keys().await
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let list = incidents(&app).await;
+    let list = incidents(app).await;
     assert_eq!(list.len(), 1, "grouped as they would have been");
-    assert_eq!(alert_changes(&app, &list[0].id, "fired").await.len(), 2);
+    assert_eq!(alert_changes(app, &list[0].id, "fired").await.len(), expected.len());
     // Applied once: a third start finds nothing to apply, and the rows are gone.
-    let again = start_ingestor(&app, None);
+    let again = start_ingestor(app, None);
     // Its first sweep runs before it takes any request: once this one is applied, the sweep is done.
     again.submit(integ.clone(), vec![], app.clock_now()).await.unwrap();
-    assert_eq!(alert_changes(&app, &list[0].id, "fired").await.len(), 2);
-    assert_eq!(
-        app.client.alerts(&[]).await.unwrap()["items"].as_array().unwrap().len(),
-        2
-    );
-    let pool = journal_pool(&app).await;
-    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ingest_journal WHERE writer = 'w-stopped'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    assert_eq!(alert_changes(app, &list[0].id, "fired").await.len(), expected.len());
+    assert_eq!(keys().await, expected);
+    let pool = journal_pool(app).await;
+    let left: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM {table} WHERE writer = 'w-stopped'"
+    )))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(left, 0, "applied rows leave the journal");
     drop(next);
+}
+
+// A server stopped with accepted alerts not applied: the next one to start
+// applies them, once, and clears them from the journal. Of a group commit
+// whose first request was applied before the stop, only the rest is applied.
+both!(a_stopped_servers_journal_is_applied_once_by_the_next, |app| {
+    let integ = prom_integration(&app).await;
+    commit_of_a_stopped_server(&app, &integ.id, 1, &["applied-1", "left-2", "left-3"]).await;
+    // The applied mark lives in the main database (on SQLite not the journal's file).
+    let main = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(app.db.url())
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO ingest_applied (writer, seq) VALUES ('w-stopped', 1)")
+        .execute(&main)
+        .await
+        .unwrap();
+    main.close().await;
+    next_server_applies_leftovers_once(&app, &integ, "ingest_commits", &["left-2", "left-3"]).await;
+});
+
+// Rows a previous version left (one per request) are applied the same way.
+both!(a_previous_versions_journal_rows_are_applied_once, |app| {
+    let integ = prom_integration(&app).await;
+    legacy_rows_of_a_stopped_server(&app, &integ.id, &[(1, "left-1"), (2, "left-2")]).await;
+    next_server_applies_leftovers_once(&app, &integ, "ingest_journal", &["left-1", "left-2"]).await;
 });
 
 /// One firing alert in the form the journal keeps, joining group `group`.
@@ -1174,10 +1238,10 @@ both!(a_failed_journal_write_does_not_block_later_requests, |app| {
     let pool = journal_pool(&app).await;
     let block = match app.backend {
         "sqlite" => {
-            "CREATE TRIGGER seq_2_taken BEFORE INSERT ON ingest_journal WHEN NEW.seq = 2 \
+            "CREATE TRIGGER seq_2_taken BEFORE INSERT ON ingest_commits WHEN NEW.seq = 2 \
              BEGIN SELECT RAISE(ABORT, 'seq 2 is taken'); END"
         }
-        _ => "ALTER TABLE ingest_journal ADD CONSTRAINT seq_2_taken CHECK (seq <> 2)",
+        _ => "ALTER TABLE ingest_commits ADD CONSTRAINT seq_2_taken CHECK (seq <> 2)",
     };
     sqlx::query(block).execute(&pool).await.unwrap();
     pool.close().await;
@@ -1756,7 +1820,7 @@ both!(applied_journal_rows_leave_the_journal_when_the_intake_is_idle, |app| {
     eager.settled().await;
     let pool = journal_pool(&app).await;
     let rows = || async {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM ingest_journal")
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM ingest_commits")
             .fetch_one(&pool)
             .await
             .unwrap()
