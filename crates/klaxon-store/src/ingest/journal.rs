@@ -247,6 +247,9 @@ const PRUNE: &str = "DELETE FROM ingest_commits WHERE writer = $1 AND seq <= $2"
 /// The same in the rows of previous versions.
 const PRUNE_LEGACY: &str = "DELETE FROM ingest_journal WHERE writer = $1 AND seq <= $2";
 
+/// Journal rows read at once when applying leftovers.
+const LEFTOVER_PAGE: i64 = 16;
+
 const INSERT_COMMIT: &str = "INSERT INTO ingest_commits (writer, seq, received_at, requests) VALUES ($1, $2, $3, $4)";
 
 impl DirectJournal {
@@ -474,19 +477,29 @@ impl Store {
                 continue;
             }
             let after = applied.get(&writer).copied().unwrap_or(0);
-            let left = limit - out.len() as i64;
+            // A row holds up to 1,024 requests (and 16 MiB): a few at a time,
+            // until `limit` requests are read.
             let mut rows = Vec::new();
-            for r in sqlx::query(
-                "SELECT seq, requests FROM ingest_commits WHERE writer = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-            )
-            .bind(writer.clone())
-            .bind(after)
-            .bind(left)
-            .fetch_all(&self.journal)
-            .await?
-            {
-                rows.extend(requests_of(&writer, r.try_get(0)?, &r.try_get::<String, _>(1)?, after)?);
+            let mut from = after;
+            while ((out.len() + rows.len()) as i64) < limit {
+                let page = sqlx::query(
+                    "SELECT seq, requests FROM ingest_commits WHERE writer = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                )
+                .bind(writer.clone())
+                .bind(from)
+                .bind(LEFTOVER_PAGE)
+                .fetch_all(&self.journal)
+                .await?;
+                let last_page = (page.len() as i64) < LEFTOVER_PAGE;
+                for r in page {
+                    from = r.try_get(0)?;
+                    rows.extend(requests_of(&writer, from, &r.try_get::<String, _>(1)?, after)?);
+                }
+                if last_page {
+                    break;
+                }
             }
+            let left = (limit - (out.len() + rows.len()) as i64).max(0);
             rows.extend(self.legacy_leftovers(&writer, after, left).await?);
             if rows.is_empty() {
                 // Everything of this writer was applied: its rows can go.
@@ -641,6 +654,35 @@ mod tests {
         assert_eq!(journal.prune("w-1", 2).unwrap(), 1);
         assert_eq!(journal.prune("w-2", 9).unwrap(), 0, "another writer's rows only");
         assert_eq!(store.ingest_journal_len().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn leftovers_are_read_a_few_rows_at_a_time_up_to_the_limit_in_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("k.db").display());
+        let store = Store::connect(&StoreOptions::new(url)).await.unwrap();
+        let mut journal = DirectJournal::open(store.journal_file.as_ref().unwrap()).unwrap();
+        // 40 rows of 3 requests: seq 1..=120.
+        for row in 0..40 {
+            journal.append("w-1", &commit(row * 3 + 1, 3)).unwrap();
+        }
+        sqlx::query("INSERT INTO ingest_applied (writer, seq) VALUES ('w-1', 4)")
+            .execute(&store.write)
+            .await
+            .unwrap();
+        let left = store.journal_leftovers("w-me", at(0), 50).await.unwrap();
+        let seqs: Vec<i64> = left.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs[0], 5, "after the applied mark, also inside a row");
+        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "in sequence: {seqs:?}");
+        assert!(seqs.len() >= 50, "up to the limit: {}", seqs.len());
+        assert!(
+            seqs.len() < 50 + 3 * LEFTOVER_PAGE as usize,
+            "a page past it at most: {}",
+            seqs.len()
+        );
+        let all = store.journal_leftovers("w-me", at(0), 1_000).await.unwrap();
+        assert_eq!(all.len(), 116, "every row read when the limit allows");
+        assert_eq!(all.last().map(|r| r.seq), Some(120));
     }
 
     #[tokio::test]

@@ -429,9 +429,51 @@ async fn run_intake(
 /// How often applied rows are dropped from the journal, at most.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Commit one group of requests to the journal, answer each, and hand the
-/// accepted ones to the applier.
+/// Most text in one journal row: the requests queued together go in rows of
+/// at most this much (a request alone may be larger, up to the body limit).
+/// PostgreSQL and SQLite refuse a value over 1 GB, and 1,024 queued requests
+/// of up to 1 MiB each could make one.
+const MAX_COMMIT_BYTES: usize = 16 << 20;
+
+/// How many of the requests at the front (their texts' lengths) go in one
+/// journal row: at least one, and at most [`MAX_COMMIT_BYTES`] unless alone.
+fn commit_len(lens: impl Iterator<Item = usize>) -> usize {
+    let mut total = 0;
+    let mut n = 0;
+    for len in lens {
+        total += len;
+        if n > 0 && total > MAX_COMMIT_BYTES {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
+/// Commit the queued requests to the journal (one row, or more when they are
+/// very large), answer each, and hand the accepted ones to the applier.
 async fn accept_group(
+    store: &Store,
+    shared: &Shared,
+    journal: &mut JournalWriter,
+    buf: &mut Vec<Intake>,
+    next_seq: &mut i64,
+    apply: &mpsc::UnboundedSender<Job>,
+) {
+    loop {
+        let n = commit_len(buf.iter().map(|x| x.text.len()));
+        if n == buf.len() {
+            // The usual case: all in one row, `buf` keeps its capacity.
+            return accept_commit(store, shared, journal, buf, next_seq, apply).await;
+        }
+        let mut part: Vec<Intake> = buf.drain(..n).collect();
+        accept_commit(store, shared, journal, &mut part, next_seq, apply).await;
+    }
+}
+
+/// Commit requests to the journal as one row, answer each, and hand the
+/// accepted ones to the applier; `buf` is left empty.
+async fn accept_commit(
     store: &Store,
     shared: &Shared,
     journal: &mut JournalWriter,
@@ -1232,5 +1274,23 @@ fn deleted_integration(id: &str) -> IntegrationInfo {
         key_prefix: String::new(),
         created_at: Timestamp::UNIX_EPOCH,
         rotated_at: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queued_requests_go_in_rows_of_at_most_max_commit_bytes_each_row_at_least_one() {
+        const MIB: usize = 1 << 20;
+        assert_eq!(commit_len([10, 20, 30].into_iter()), 3, "small ones all in one row");
+        assert_eq!(commit_len(std::iter::empty()), 0);
+        // Sixteen 1 MiB requests fill a row; the seventeenth starts the next.
+        assert_eq!(commit_len(std::iter::repeat_n(MIB, 20)), 16);
+        assert_eq!(commit_len([MAX_COMMIT_BYTES, 1].into_iter()), 1);
+        // A request larger than a row goes alone.
+        assert_eq!(commit_len([MAX_COMMIT_BYTES + 1, 1].into_iter()), 1);
+        assert_eq!(commit_len([1, MAX_COMMIT_BYTES].into_iter()), 1);
     }
 }
