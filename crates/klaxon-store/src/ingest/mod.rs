@@ -781,12 +781,15 @@ impl Store {
                 alerts,
             } in rows
             {
-                if !integrations.contains_key(&integration_id) {
+                if !alerts.is_empty() && !integrations.contains_key(&integration_id) {
                     let found = self.integration(&integration_id).await.ok().flatten();
                     integrations.insert(integration_id.clone(), found);
                 }
                 let (integration, alerts) = match integrations.get(&integration_id).cloned().flatten() {
                     Some(i) => (i, alerts),
+                    // Nothing to apply (an empty request, or a row that could
+                    // not be read): only its sequence number is passed.
+                    None if alerts.is_empty() => (deleted_integration(&integration_id), alerts),
                     None => {
                         tracing::warn!(
                             writer,

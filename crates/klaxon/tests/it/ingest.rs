@@ -1120,6 +1120,22 @@ both!(a_stopped_servers_journal_is_applied_once_by_the_next, |app| {
     next_server_applies_leftovers_once(&app, &integ, "ingest_commits", &["left-2", "left-3"]).await;
 });
 
+// A journal row that cannot be read is passed (logged, counted as dead) rather
+// than stop the rows after it.
+both!(an_unreadable_journal_row_does_not_hold_up_the_rows_after_it, |app| {
+    let integ = prom_integration(&app).await;
+    let pool = journal_pool(&app).await;
+    sqlx::query(
+        "INSERT INTO ingest_commits (writer, seq, received_at, requests) VALUES ('w-stopped', 1, 0, 'not json')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    commit_of_a_stopped_server(&app, &integ.id, 2, &["left-2"]).await;
+    next_server_applies_leftovers_once(&app, &integ, "ingest_commits", &["left-2"]).await;
+});
+
 // Rows a previous version left (one per request) are applied the same way.
 both!(a_previous_versions_journal_rows_are_applied_once, |app| {
     let integ = prom_integration(&app).await;
