@@ -4,8 +4,8 @@
 //! A request goes through two stages, each a single task working in batches:
 //!
 //! 1. **Intake.** Whatever requests are queued when the intake is free are
-//!    written to the ingest journal ([`journal`]) in one transaction; then
-//!    each is answered: a 2xx means the alerts are committed.
+//!    written to the ingest journal ([`journal`]) as one row; then each is
+//!    answered: a 2xx means the alerts are committed.
 //! 2. **Apply.** Accepted requests are applied in the order they were
 //!    journaled. A batch is worked in two phases: first every request is
 //!    decided in memory against state read in a few set-based queries (the
