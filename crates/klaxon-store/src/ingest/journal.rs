@@ -549,13 +549,14 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use klaxon_domain::alert::AlertAction;
 
     use super::*;
     use crate::StoreOptions;
 
-    fn alert(key: &str) -> AlertInput {
+    /// A firing alert keyed `key` (its summary quotes and escapes).
+    pub(crate) fn alert(key: &str) -> AlertInput {
         AlertInput {
             action: AlertAction::Trigger,
             dedup_key: key.into(),

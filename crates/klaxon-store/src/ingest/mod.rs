@@ -1283,6 +1283,69 @@ fn deleted_integration(id: &str) -> IntegrationInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::StoreOptions;
+
+    // Requests queued together beyond MAX_COMMIT_BYTES go in several rows,
+    // each answered, in sequence, and all readable back.
+    #[tokio::test]
+    async fn queued_requests_over_max_commit_bytes_are_written_as_several_rows_in_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("k.db").display());
+        let store = Store::connect(&StoreOptions::new(url)).await.unwrap();
+        let shared = Shared {
+            writer: "w-1".into(),
+            backlog: watch::Sender::new(0),
+            applied: AtomicI64::new(0),
+            failed_batches: AtomicU64::new(0),
+            held: AtomicUsize::new(0),
+            pipelined_parts: AtomicU64::new(0),
+        };
+        let mut journal = JournalWriter::open(&store);
+        let (apply, mut jobs) = mpsc::unbounded_channel();
+        let now = Timestamp::from_second(1_700_000_000).unwrap();
+        // Three of 7 MiB and a small one: rows [7, 7] and [7, small].
+        let mut answers = Vec::new();
+        let mut buf: Vec<Intake> = [7usize << 20, 7 << 20, 7 << 20, 10]
+            .iter()
+            .enumerate()
+            .map(|(i, len)| {
+                let mut alert = journal::tests::alert(&format!("big-{i}"));
+                alert.summary = "x".repeat(*len);
+                let text = journal::request_text("int-1", now, std::slice::from_ref(&alert)).unwrap();
+                let (accepted, answer) = oneshot::channel();
+                answers.push(answer);
+                Intake {
+                    job: Job {
+                        integration: deleted_integration("int-1"),
+                        alerts: vec![alert],
+                        now,
+                        seq: 0,
+                        reply: None,
+                    },
+                    text,
+                    accepted,
+                }
+            })
+            .collect();
+        let mut next_seq = 1;
+        accept_group(&store, &shared, &mut journal, &mut buf, &mut next_seq, &apply).await;
+
+        assert!(buf.is_empty());
+        assert_eq!(next_seq, 5);
+        for answer in answers {
+            answer.await.unwrap().unwrap();
+        }
+        let mut seqs = Vec::new();
+        while let Ok(job) = jobs.try_recv() {
+            seqs.push(job.seq);
+        }
+        assert_eq!(seqs, [1, 2, 3, 4], "handed on in sequence");
+        assert_eq!(*shared.backlog.borrow(), 4);
+        assert_eq!(store.ingest_journal_len().await.unwrap(), 2, "two rows");
+        let left = store.journal_leftovers("w-me", now, 100).await.unwrap();
+        let read: Vec<(i64, &str)> = left.iter().map(|r| (r.seq, r.alerts[0].dedup_key.as_str())).collect();
+        assert_eq!(read, [(1, "big-0"), (2, "big-1"), (3, "big-2"), (4, "big-3")]);
+    }
 
     #[test]
     fn queued_requests_go_in_rows_of_at_most_max_commit_bytes_each_row_at_least_one() {
