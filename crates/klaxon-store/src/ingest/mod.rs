@@ -451,7 +451,8 @@ fn commit_len(lens: impl Iterator<Item = usize>) -> usize {
 }
 
 /// Commit the queued requests to the journal (one row, or more when they are
-/// very large), answer each, and hand the accepted ones to the applier.
+/// very large), answer each, and hand the accepted ones to the applier;
+/// `buf` is left empty (and keeps its capacity).
 async fn accept_group(
     store: &Store,
     shared: &Shared,
@@ -460,54 +461,36 @@ async fn accept_group(
     next_seq: &mut i64,
     apply: &mpsc::UnboundedSender<Job>,
 ) {
-    loop {
+    while let Some(first) = buf.first() {
+        // The requests of this row: usually all of them.
         let n = commit_len(buf.iter().map(|x| x.text.len()));
-        if n == buf.len() {
-            // The usual case: all in one row, `buf` keeps its capacity.
-            return accept_commit(store, shared, journal, buf, next_seq, apply).await;
-        }
-        let mut part: Vec<Intake> = buf.drain(..n).collect();
-        accept_commit(store, shared, journal, &mut part, next_seq, apply).await;
-    }
-}
-
-/// Commit requests to the journal as one row, answer each, and hand the
-/// accepted ones to the applier; `buf` is left empty.
-async fn accept_commit(
-    store: &Store,
-    shared: &Shared,
-    journal: &mut JournalWriter,
-    buf: &mut Vec<Intake>,
-    next_seq: &mut i64,
-    apply: &mpsc::UnboundedSender<Job>,
-) {
-    let Some(first) = buf.first() else { return };
-    let first_seq = *next_seq;
-    let commit = Commit::new(first_seq, first.job.now, buf.iter().map(|x| x.text.as_str()));
-    let result = journal.append(store, &shared.writer, &commit).await;
-    // Used up even if the write failed: a write whose commit went through
-    // but whose answer was lost would otherwise make every later group
-    // collide with its row. A gap in the sequence is harmless.
-    *next_seq = commit.seq + 1;
-    metrics::histogram!("klaxon_ingest_intake_requests").record(buf.len() as f64);
-    match result {
-        Ok(()) => {
-            let alerts: usize = buf.iter().map(|x| x.job.alerts.len()).sum();
-            shared.add_backlog(alerts as isize);
-            for (x, seq) in buf.drain(..).zip(first_seq..) {
-                let mut job = x.job;
-                job.seq = seq;
-                let _ = x.accepted.send(Ok(()));
-                let _ = apply.send(job);
+        let first_seq = *next_seq;
+        let commit = Commit::new(first_seq, first.job.now, buf[..n].iter().map(|x| x.text.as_str()));
+        let result = journal.append(store, &shared.writer, &commit).await;
+        // Used up even if the write failed: a write whose commit went through
+        // but whose answer was lost would otherwise make every later group
+        // collide with its row. A gap in the sequence is harmless.
+        *next_seq = commit.seq + 1;
+        metrics::histogram!("klaxon_ingest_intake_requests").record(n as f64);
+        match result {
+            Ok(()) => {
+                let alerts: usize = buf[..n].iter().map(|x| x.job.alerts.len()).sum();
+                shared.add_backlog(alerts as isize);
+                for (x, seq) in buf.drain(..n).zip(first_seq..) {
+                    let mut job = x.job;
+                    job.seq = seq;
+                    let _ = x.accepted.send(Ok(()));
+                    let _ = apply.send(job);
+                }
             }
-        }
-        Err(e) => {
-            tracing::error!(error = %e, requests = buf.len(), "ingest journal write failed; nothing of it was accepted");
-            let msg = e.to_string();
-            for x in buf.drain(..) {
-                let _ = x
-                    .accepted
-                    .send(Err(StoreError::Conflict(format!("alerts not stored: {msg}"))));
+            Err(e) => {
+                tracing::error!(error = %e, requests = n, "ingest journal write failed; nothing of it was accepted");
+                let msg = e.to_string();
+                for x in buf.drain(..n) {
+                    let _ = x
+                        .accepted
+                        .send(Err(StoreError::Conflict(format!("alerts not stored: {msg}"))));
+                }
             }
         }
     }
