@@ -112,6 +112,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr's reader went away) is
+        // dropped. Otherwise tracing reports it with `eprintln!`, which panics
+        // on the same closed stderr, taking down whatever logged: a request,
+        // or the ingest applier's task.
+        .log_internal_errors(false)
         .init();
     let r = resolve(&args)?;
     let store = Store::connect(&r.store)
@@ -192,6 +197,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let prober = state.checks.clone();
     let channels = channels(&store, &r.config)?;
     let page = state.status_page.clone();
+    let ingestor = state.ingestor.clone();
     let app = Application::build(state, &r.listen)
         .await
         .with_context(|| format!("listening on {}", r.listen))?;
@@ -218,6 +224,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(%addr, database = store.backend().as_str(), "Klaxon is ready");
     eprintln!("Klaxon listening on http://{addr} (database: {})", redact(&r.store.url));
     app.run_until_stopped(shutdown_signal()).await?;
+    // Requests in flight are answered by now. What they and those before them
+    // committed to the journal is applied before the store closes, rather than
+    // failing half way (the pool closed under the applier) and waiting in the
+    // journal for the next start. A long backlog is left there after a while.
+    let backlog = ingestor.backlog();
+    match tokio::time::timeout(INGEST_DRAIN, ingestor.settled()).await {
+        Ok(()) if backlog > 0 => tracing::info!(alerts = backlog, "applied the alerts accepted before the stop"),
+        Ok(()) => {}
+        Err(_) => tracing::warn!(
+            alerts = ingestor.backlog(),
+            "stopping with accepted alerts not applied yet: they stay in the journal and are applied at the next start"
+        ),
+    }
     let _ = stop_tx.send(true);
     if let Some(e) = engine {
         let _ = e.await;
@@ -228,6 +247,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     store.close().await;
     Ok(())
 }
+
+/// How long a stopping server waits for the alerts it accepted to be applied
+/// (well within the 10 s a container runtime waits before it kills).
+const INGEST_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The notification channels the configuration sets up.
 fn channels(store: &Store, config: &config::Config) -> anyhow::Result<klaxon_engine::Channels> {

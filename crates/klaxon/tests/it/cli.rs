@@ -302,6 +302,57 @@ fn config_check_reports_file_line_and_key() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("categories[1].key"));
 }
 
+/// `serve_env` stops reading the server's stderr once it listens, as a log
+/// pipe whose reader went away would. A request whose handler logs a warning
+/// (a Twilio callback with a bad signature) still gets its answer, twice, and
+/// the server still takes alerts.
+#[tokio::test]
+async fn a_closed_stderr_does_not_break_what_logs() {
+    klaxon_client::install_crypto_provider();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("klaxon.yaml");
+    std::fs::write(
+        &cfg,
+        "engine:\n  public_url: http://klaxon.test\nchannels:\n  twilio:\n    account_sid: AC0123456789abcdef0123456789abcdef\n    auth_token: twilio-token\n    from: \"+15005550006\"\n",
+    )
+    .unwrap();
+    let server = serve_env(dir.path(), None, Some(TOKEN), &["--config", cfg.to_str().unwrap()], &[]);
+    let http = reqwest::Client::new();
+    for _ in 0..2 {
+        let r = http
+            .post(format!("{}/hooks/twilio/voice?incident=INC-1&user=bob", server.url))
+            .header("x-twilio-signature", "not-a-signature")
+            .form(&[("AccountSid", "AC0123456789abcdef0123456789abcdef"), ("Digits", "1")])
+            .send()
+            .await
+            .expect("an answer, not a dropped connection");
+        assert_eq!(r.status(), reqwest::StatusCode::FORBIDDEN);
+    }
+    let (code, out, err) = klaxon(
+        &server.url,
+        Some(TOKEN),
+        &[
+            "integration",
+            "create",
+            "--name",
+            "prom",
+            "--format",
+            "generic",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let key = v["key"].as_str().unwrap();
+    let r = http
+        .post(format!("{}/ingest/generic/{key}", server.url))
+        .json(&serde_json::json!({"title": "Disk full", "dedup_key": "disk", "status": "firing"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::ACCEPTED);
+}
+
 #[test]
 fn serve_uses_the_config_file_catalog() {
     let dir = tempfile::tempdir().expect("tempdir");
