@@ -989,18 +989,6 @@ fn start_ingestor(app: &TestApp, linger: Option<std::time::Duration>) -> klaxon_
     klaxon_store::Ingestor::start(app.store.clone(), std::sync::Arc::new(settings), app.clock.clone())
 }
 
-async fn journal_pool(app: &TestApp) -> sqlx::AnyPool {
-    let url = match app.backend {
-        "sqlite" => format!("{}-intake", app.db.url()),
-        _ => app.db.url().to_string(),
-    };
-    sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await
-        .unwrap()
-}
-
 /// The journal as a server that stopped between answering and applying left
 /// it: one group commit of requests `first_seq`, … (one alert each, keyed by
 /// `dedups`), as `ingest_commits` keeps it. Written here by hand, so that a
@@ -1015,7 +1003,7 @@ async fn commit_of_a_stopped_server(app: &TestApp, integration_id: &str, first_s
             json!({"integration_id": integration_id, "received_at": received, "alerts": [alert]})
         })
         .collect();
-    let pool = journal_pool(app).await;
+    let pool = app.db.journal_pool().await;
     sqlx::query("INSERT INTO ingest_commits (writer, seq, received_at, requests) VALUES ($1, $2, $3, $4)")
         .bind("w-stopped")
         .bind(first_seq + dedups.len() as i64 - 1)
@@ -1030,7 +1018,7 @@ async fn commit_of_a_stopped_server(app: &TestApp, integration_id: &str, first_s
 /// The same as a server of a previous version left it: a row per request in
 /// `ingest_journal`.
 async fn legacy_rows_of_a_stopped_server(app: &TestApp, integration_id: &str, rows: &[(i64, &str)]) {
-    let pool = journal_pool(app).await;
+    let pool = app.db.journal_pool().await;
     for (seq, dedup) in rows {
         let alert = trigger(dedup, &format!("left over {dedup}"), "LeftOver", "critical", "left");
         let received = (crate::support::t0() - SignedDuration::from_mins(2)).as_millisecond();
@@ -1089,7 +1077,7 @@ async fn next_server_applies_leftovers_once(
     again.submit(integ.clone(), vec![], app.clock_now()).await.unwrap();
     assert_eq!(alert_changes(app, &list[0].id, "fired").await.len(), expected.len());
     assert_eq!(keys().await, expected);
-    let pool = journal_pool(app).await;
+    let pool = app.db.journal_pool().await;
     let left: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT COUNT(*) FROM {table} WHERE writer = 'w-stopped'"
     )))
@@ -1124,7 +1112,7 @@ both!(a_stopped_servers_journal_is_applied_once_by_the_next, |app| {
 // than stop the rows after it.
 both!(an_unreadable_journal_row_does_not_hold_up_the_rows_after_it, |app| {
     let integ = prom_integration(&app).await;
-    let pool = journal_pool(&app).await;
+    let pool = app.db.journal_pool().await;
     sqlx::query(
         "INSERT INTO ingest_commits (writer, seq, received_at, requests) VALUES ('w-stopped', 1, 0, 'not json')",
     )
@@ -1251,7 +1239,7 @@ both!(a_resolve_and_a_new_episode_in_one_batch_are_two_rows, |app| {
 both!(a_failed_journal_write_does_not_block_later_requests, |app| {
     let info = prom_integration(&app).await;
     // Sequence number 2 of any writer cannot be written.
-    let pool = journal_pool(&app).await;
+    let pool = app.db.journal_pool().await;
     let block = match app.backend {
         "sqlite" => {
             "CREATE TRIGGER seq_2_taken BEFORE INSERT ON ingest_commits WHEN NEW.seq = 2 \
@@ -1510,15 +1498,6 @@ async fn held_parts_ingestor(
     (ingestor, blocker)
 }
 
-/// The test database itself (SQLite: the main file, not the journal).
-async fn main_pool(app: &TestApp) -> sqlx::AnyPool {
-    sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(app.db.url())
-        .await
-        .unwrap()
-}
-
 // A part whose write fails takes its whole transaction down, and every request
 // the transaction had taken is applied again: also those of a part taken from
 // the queue while the failed one was being written (they were once dropped
@@ -1526,7 +1505,7 @@ async fn main_pool(app: &TestApp) -> sqlx::AnyPool {
 // emptying). The failure is a trigger refusing one alert until it is switched off.
 both!(a_failed_pipelined_write_loses_no_request, |app| {
     let info = prom_integration(&app).await;
-    let db = main_pool(&app).await;
+    let db = app.db.pool().await;
     let trigger_sql: &[&str] = match app.backend {
         "postgres" => &[
             "CREATE TABLE poison (on_ INTEGER)",
@@ -1607,7 +1586,7 @@ both!(a_failed_pipelined_write_loses_no_request, |app| {
 // later part of an alert fired in an earlier one resolving its incident.
 both!(requests_applied_in_parts_come_out_as_applied_one_by_one, |app| {
     let info = prom_integration(&app).await;
-    let db = main_pool(&app).await;
+    let db = app.db.pool().await;
     let (ingestor, blocker) = held_parts_ingestor(&app, &db).await;
     let resolve = |dedup: &str| klaxon_domain::alert::AlertInput {
         action: klaxon_domain::alert::AlertAction::Resolve,
@@ -1834,7 +1813,7 @@ both!(applied_journal_rows_leave_the_journal_when_the_intake_is_idle, |app| {
             .unwrap();
     }
     eager.settled().await;
-    let pool = journal_pool(&app).await;
+    let pool = app.db.journal_pool().await;
     let rows = || async {
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM ingest_commits")
             .fetch_one(&pool)
@@ -1860,7 +1839,7 @@ both!(applied_journal_rows_leave_the_journal_when_the_intake_is_idle, |app| {
 // NULL columns stay NULL, and the sealed timeline still verifies.
 both!(awkward_text_written_in_pipelined_parts_round_trips, |app| {
     let info = prom_integration(&app).await;
-    let db = main_pool(&app).await;
+    let db = app.db.pool().await;
     let (ingestor, blocker) = held_parts_ingestor(&app, &db).await;
     let awkward = [
         r"\N",

@@ -107,15 +107,6 @@ fn every_one_stored_once(accepted: &HashSet<String>, stored: &[String], lost: &s
     stored_set
 }
 
-async fn connect(db: &TestDb) -> sqlx::AnyPool {
-    sqlx::any::install_default_drivers();
-    sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(db.url())
-        .await
-        .unwrap()
-}
-
 async fn body(backend: &'static str) {
     let db = TestDb::new(backend).await;
     let dir = tempfile::tempdir().unwrap();
@@ -136,7 +127,7 @@ async fn body(backend: &'static str) {
 
     // Restart on the same database: whatever was accepted and not applied is applied now.
     let second = serve_env(dir.path(), Some(db.url()), Some(TOKEN), &args, &env);
-    let pool = connect(&db).await;
+    let pool = db.pool().await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let stored: Vec<String> = loop {
         let keys = stored_keys(&pool).await;
@@ -190,7 +181,7 @@ async fn stop_body(backend: &'static str) {
     // Hold the applier back (its next write waits on this lock) and send a
     // few more, so that the stop comes with alerts accepted and not applied;
     // let go of the lock once the rest of the stop is done.
-    let pool = connect(&db).await;
+    let pool = db.pool().await;
     let mut hold = pool.begin().await.unwrap();
     let lock = match backend {
         "sqlite" => "CREATE TABLE test_hold_writes (x INTEGER)",
@@ -229,16 +220,7 @@ async fn stop_body(backend: &'static str) {
     assert!(accepted.len() >= 2_000, "alerts were accepted before the stop");
     let stored = stored_keys(&pool).await;
     every_one_stored_once(&accepted, &stored, "accepted but not applied at the stop");
-    // The journal: its own file beside a SQLite database.
-    let journal = match backend {
-        "sqlite" => format!("{}-intake", db.url()),
-        _ => db.url().to_string(),
-    };
-    let journal = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&journal)
-        .await
-        .unwrap();
+    let journal = db.journal_pool().await;
     let rows: Vec<(String, i64)> = sqlx::query_as("SELECT writer, seq FROM ingest_commits")
         .fetch_all(&journal)
         .await

@@ -57,6 +57,32 @@ impl TestDb {
             TestDb::Sqlite { url, .. } | TestDb::Postgres { url, .. } => url,
         }
     }
+
+    /// A connection to the test database itself (SQLite: the main file, not
+    /// the journal).
+    pub async fn pool(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(self.url())
+            .await
+            .unwrap()
+    }
+
+    /// A connection to where the ingest journal is: a file of its own beside
+    /// a SQLite database, the database itself on PostgreSQL.
+    pub async fn journal_pool(&self) -> sqlx::AnyPool {
+        let url = match self {
+            TestDb::Sqlite { url, .. } => format!("{url}-intake"),
+            TestDb::Postgres { url, .. } => url.clone(),
+        };
+        sqlx::any::install_default_drivers();
+        sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap()
+    }
 }
 
 impl Drop for TestDb {
