@@ -220,10 +220,21 @@ fn report(name: &str, spec: &LoadSpec, r: &Result) -> f64 {
     rate
 }
 
-/// Kept alive for the run; killed and removed on drop.
+/// An Alertmanager for one round; killed and removed on drop (or by `stop`).
 struct Child {
-    _process: tokio::process::Child,
+    process: tokio::process::Child,
     _dir: tempfile::TempDir,
+}
+
+impl Child {
+    /// Kills it and waits until it is gone, so that nothing it still does runs
+    /// beside the next load.
+    async fn stop(mut self) -> anyhow::Result<()> {
+        self.process
+            .kill()
+            .await
+            .context("stopping Alertmanager after its round")
+    }
 }
 
 async fn start_alertmanager(bin: &str) -> anyhow::Result<(String, Child)> {
@@ -256,7 +267,7 @@ async fn start_alertmanager(bin: &str) -> anyhow::Result<(String, Child)> {
             return Ok((
                 url,
                 Child {
-                    _process: child,
+                    process: child,
                     _dir: dir,
                 },
             ));
@@ -365,10 +376,6 @@ pub async fn run(
             .map(|d| d.split(':').next().unwrap_or(d))
             .unwrap_or(&base)
     );
-    let am = match compare {
-        Some(bin) => Some(start_alertmanager(&bin).await?),
-        None => None,
-    };
     // With --serve the load runs in the server's process: its CPU would count both.
     let measure_cpu = serve.is_none();
     if !measure_cpu {
@@ -393,12 +400,31 @@ pub async fn run(
         // From the first request until the last alert is applied.
         let after = cpu_seconds(measure_cpu, &base).await?;
         k_cpu.extend(report_cpu("klaxon server CPU", before, after, k.alerts));
-        if let Some((am_url, _)) = &am {
-            let before = cpu_seconds(measure_cpu, am_url).await?;
+        if let Some(bin) = &compare {
+            // A new Alertmanager for every round, stopped after it. One kept
+            // from round to round worked during Klaxon's next load: the first
+            // notification of what it held (group_wait, 30 s after its round
+            // began) and the garbage collection of its growing heap took up to
+            // 11 s of CPU in a 20 s Klaxon round, from a 2-core machine.
+            let (am_url, am) = start_alertmanager(bin).await?;
+            let pid = am.process.id().unwrap_or_default();
+            let (before, k_before) = (
+                cpu_seconds(measure_cpu, &am_url).await?,
+                cpu_seconds(measure_cpu, &base).await?,
+            );
             let a = load(Target::Alertmanager { url: am_url.clone() }, spec, a_seq.clone()).await?;
-            am_rates.push(report("alertmanager (in-memory)", &spec, &a));
-            let after = cpu_seconds(measure_cpu, am_url).await?;
+            am_rates.push(report(&format!("alertmanager (in-memory, pid {pid})"), &spec, &a));
+            let (after, k_after) = (
+                cpu_seconds(measure_cpu, &am_url).await?,
+                cpu_seconds(measure_cpu, &base).await?,
+            );
+            am.stop().await?;
             a_cpu.extend(report_cpu("alertmanager CPU", before, after, a.alerts));
+            // Klaxon, its alerts applied before, should not take from
+            // Alertmanager's load either.
+            if let (Some(b), Some(a)) = (k_before, k_after) {
+                println!("{:<28} {:.2}s of CPU", "klaxon meanwhile", a - b);
+            }
             println!(
                 "ratio klaxon/alertmanager = {:.2}",
                 accepted[accepted.len() - 1] / am_rates[am_rates.len() - 1].max(1.0)
@@ -408,7 +434,7 @@ pub async fn run(
     if rounds > 1 {
         let (k, ka) = (median(accepted), median(applied));
         print!("median of {rounds} rounds: klaxon {k:.0} alerts/s accepted, {ka:.0} accepted and applied");
-        if am.is_some() {
+        if compare.is_some() {
             let a = median(am_rates);
             print!(
                 "; alertmanager {a:.0}; ratio klaxon/alertmanager = {:.2} accepted, {:.2} applied",

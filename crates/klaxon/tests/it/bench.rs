@@ -86,7 +86,8 @@ async fn bench_ingest_rounds_send_new_alerts_and_print_medians() {
 
 /// Against a real `klaxon serve` and a real Alertmanager, each side's server
 /// CPU per alert is reported (from its `process_cpu_seconds_total`), per round
-/// and as a median.
+/// and as a median; every round has an Alertmanager of its own, and Klaxon is
+/// idle during its load.
 #[test]
 fn bench_ingest_reports_each_servers_cpu_per_alert() {
     const TOKEN: &str = "kx_bench_cpu_admin_token_0123456789";
@@ -128,6 +129,41 @@ fn bench_ingest_reports_each_servers_cpu_per_alert() {
             "{side}: {rounds:?}"
         );
     }
+    // Every round has an Alertmanager of its own ("alertmanager (in-memory,
+    // pid 4242) format=..."), gone once the bench is done.
+    let pids: Vec<u32> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("alertmanager (in-memory, pid "))
+        .map(|r| {
+            r.split(')')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_else(|| panic!("no pid in {r}"))
+        })
+        .collect();
+    assert_eq!(pids.len(), 2, "{stdout}");
+    assert_ne!(pids[0], pids[1], "both rounds went to one Alertmanager");
+    for pid in &pids {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&cmdline).contains("alertmanager"),
+            "Alertmanager {pid} still runs after the bench"
+        );
+    }
+    // Klaxon, its alerts applied before, is idle while Alertmanager's load runs
+    // ("klaxon meanwhile             0.01s of CPU").
+    let meanwhile: Vec<f64> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("klaxon meanwhile"))
+        .map(|r| {
+            r.trim()
+                .trim_end_matches("s of CPU")
+                .parse()
+                .unwrap_or_else(|_| panic!("no CPU in {r}"))
+        })
+        .collect();
+    assert_eq!(meanwhile.len(), 2, "{stdout}");
+    assert!(meanwhile.iter().all(|s| (0.0..0.5).contains(s)), "{meanwhile:?}");
     let median = stdout
         .lines()
         .find(|l| l.starts_with("median of 2 rounds: "))
