@@ -35,7 +35,8 @@ pub enum BenchCmd {
         /// Alert names cycle over this many values (one incident group each).
         #[arg(long, default_value_t = 50)]
         groups: usize,
-        /// Also run the same load against Alertmanager's POST /api/v2/alerts and print the ratio.
+        /// Also run the same load against Alertmanager's POST /api/v2/alerts (a new
+        /// Alertmanager process each round, stopped after it) and print the ratio.
         #[arg(long)]
         compare_alertmanager: bool,
         #[arg(long, default_value = "prometheus-alertmanager")]
